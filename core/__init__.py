@@ -1,0 +1,1 @@
+"""Qt-free engine: MNIST data, CNN models, training, weights files, preprocessing and prediction."""

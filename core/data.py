@@ -1,0 +1,182 @@
+"""MNIST as whole uint8 tensors: find, download, validate, split (stratified) and batch."""
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from core import paths
+
+# torchvision's file names; the ".gz" variants are accepted too.
+FILE_NAMES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+ALL_FILE_NAMES = FILE_NAMES[True] + FILE_NAMES[False]
+# How many images each split must hold (train, test). Tests with tiny synthetic files change it.
+EXPECTED_COUNTS = {True: 60_000, False: 10_000}
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+class DataError(Exception):
+    """MNIST could not be found, downloaded or read; the message says what to do."""
+
+
+@dataclass
+class MnistData:
+    """The three splits as uint8 images (N, 28, 28) and int64 labels (N,)."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    folder: Path
+
+
+def default_data_dir() -> Path:
+    """The per-user folder where MNIST is looked for and downloaded to."""
+    return paths.user_data_dir() / "mnist"
+
+
+def _candidate_folders(root: Path) -> list[Path]:
+    # torchvision layout first (ROOT/MNIST/raw), then the files directly in ROOT or ROOT/raw.
+    return [root / "MNIST" / "raw", root, root / "raw"]
+
+
+def _find_file(root: Path, name: str) -> Path | None:
+    for folder in _candidate_folders(root):
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def find_files(root: Path) -> dict[str, Path] | None:
+    """The four IDX files under `root` (any accepted layout), or None if any is missing."""
+    found = {name: _find_file(root, name) for name in ALL_FILE_NAMES}
+    return None if any(p is None for p in found.values()) else found
+
+
+def _download(root: Path) -> None:
+    from torchvision import datasets
+
+    root.mkdir(parents=True, exist_ok=True)
+    for train in (True, False):
+        datasets.MNIST(str(root), train=train, download=True)
+
+
+def locate(root: Path | str | None = None, download: bool = True) -> dict[str, Path]:
+    """Find the four files, downloading them through torchvision if missing (online users)."""
+    root = Path(root).expanduser() if root else default_data_dir()
+    found = find_files(root)
+    if found is not None:
+        return found
+    reason = "download not attempted"
+    if download:
+        try:
+            _download(root)
+        except Exception as exc:  # network errors come in many types; all mean "not downloaded"
+            reason = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        found = find_files(root)
+        if found is not None:
+            return found
+    raise DataError(
+        f"MNIST not found in {root} (looked in {root / 'MNIST' / 'raw'} and {root}); "
+        f"expected the files {', '.join(ALL_FILE_NAMES)} (optionally .gz); {reason}. "
+        "Put the four files there or choose another data folder (--data DIR)."
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
+def read_idx(path: Path, magic: int, expected_count: int | None) -> torch.Tensor:
+    """One IDX file as a uint8 tensor, (N, 28, 28) for images or (N,) for labels; strict checks."""
+    raw = _read_bytes(path)
+    dims = 3 if magic == IMAGE_MAGIC else 1
+    header_size = 4 + 4 * dims
+    if len(raw) < header_size:
+        raise DataError(f"{path.name} is truncated: {len(raw)} bytes, not even a header")
+    found_magic, *shape = struct.unpack(f">{1 + dims}I", raw[:header_size])
+    if found_magic != magic:
+        raise DataError(f"{path.name} is not an MNIST {'image' if dims == 3 else 'label'} file (magic {found_magic}, expected {magic})")
+    if dims == 3 and tuple(shape[1:]) != (28, 28):
+        raise DataError(f"{path.name} holds {shape[1]}x{shape[2]} images, expected 28x28")
+    expected_bytes = header_size + shape[0] * (28 * 28 if dims == 3 else 1)
+    if len(raw) != expected_bytes:
+        raise DataError(f"{path.name} is truncated or corrupt: {len(raw)} bytes, its header promises {expected_bytes}")
+    if expected_count is not None and shape[0] != expected_count:
+        raise DataError(f"{path.name} holds {shape[0]} items, MNIST has {expected_count}")
+    data = torch.frombuffer(bytearray(raw[header_size:]), dtype=torch.uint8)
+    return data.view(*shape)
+
+
+def load_split(files: dict[str, Path], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of the train or test split."""
+    image_name, label_name = FILE_NAMES[train]
+    count = EXPECTED_COUNTS[train]
+    images = read_idx(files[image_name], IMAGE_MAGIC, count)
+    labels = read_idx(files[label_name], LABEL_MAGIC, count)
+    if len(images) != len(labels):
+        raise DataError(f"{image_name} has {len(images)} images but {label_name} has {len(labels)} labels")
+    if labels.numel() and int(labels.max()) > 9:
+        raise DataError(f"{label_name} holds label {int(labels.max())}; MNIST labels are 0-9")
+    return images, labels.long()
+
+
+def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val): the same share of every digit goes to validation, chosen by `seed`."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"validation share must be in [0, 1), got {val_fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    train_parts, val_parts = [], []
+    for digit in range(10):
+        members = torch.nonzero(labels == digit).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_val = round(len(members) * val_fraction)
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+
+
+def load_mnist(root: Path | str | None = None, val_fraction: float = 0.1, seed: int = 0, download: bool = True) -> MnistData:
+    """Read (or download) MNIST once and carve a stratified validation split from the 60k training images."""
+    files = locate(root, download)
+    train_images, train_labels = load_split(files, train=True)
+    test_images, test_labels = load_split(files, train=False)
+    train_idx, val_idx = stratified_split(train_labels, val_fraction, seed)
+    return MnistData(
+        train_images[train_idx], train_labels[train_idx],
+        train_images[val_idx], train_labels[val_idx],
+        test_images, test_labels,
+        folder=files[ALL_FILE_NAMES[0]].parent,
+    )
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], exactly what ToTensor() gives."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def iterate_batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches by indexing the preloaded tensors; shuffled when a generator is given (the last batch may be smaller)."""
+    n = len(images)
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield to_float(images[idx]), labels[idx]

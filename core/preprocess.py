@@ -1,0 +1,117 @@
+"""The one MNIST-style preprocessing for every input (pad, files, CLI): any image -> centred 28x28, ink high."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+BOX = 20                 # MNIST: the digit's longer side fits a 20x20 box
+SIZE = 28                # ...centred by centre of mass in 28x28
+MIN_CONTRAST = 32.0      # ink must differ from the paper by this much (0-255) to count as ink
+NOISE_FLOOR = 0.2        # below this share of the darkest ink, a pixel is paper (shadows, sensor noise)
+
+
+class ImageError(Exception):
+    """An image file could not be read; the message says why in plain words."""
+
+
+@dataclass
+class Preprocessed:
+    """What the model sees: `image28` (28, 28) uint8 with ink high, `tensor` (1, 28, 28) normalized; None when empty."""
+
+    image28: np.ndarray | None
+    tensor: torch.Tensor | None
+
+    @property
+    def empty(self) -> bool:
+        return self.image28 is None
+
+
+def load_image(path: Path | str) -> Image.Image:
+    """Open an image file fully (first frame, EXIF orientation applied); ImageError with the reason otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path} does not exist")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                frame = next(ImageSequence.Iterator(img))  # first frame of animations
+                frame = ImageOps.exif_transpose(frame) or frame
+                frame.load()
+                return frame.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path.name} is too large to open safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path.name} is not an image Pillow can read") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{path.name} could not be read: {exc}") from exc
+
+
+def to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any PIL mode or array -> float32 (H, W) in [0, 255]; transparency is flattened onto a contrasting paper."""
+    if isinstance(image, np.ndarray):
+        arr = image.astype(np.float32)
+        if arr.ndim == 3:
+            image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        else:
+            return arr * (255.0 if arr.max(initial=0) <= 1.0 and image.dtype.kind == "f" else 1.0)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3] / 255.0
+        luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        opaque = alpha > 0.5
+        # ink drawn on a transparent sheet: paper is whatever contrasts with the opaque pixels
+        paper = 0.0 if opaque.any() and luminance[opaque].mean() > 127 else 255.0
+        return luminance * alpha + paper * (1.0 - alpha)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(arr.max(initial=0)), 255.0)
+        return np.clip(arr, 0, None) * (255.0 / top)
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    ring = max(1, min(gray.shape) // 40)
+    return np.concatenate([gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()])
+
+
+def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, float] = (0.0, 1.0)) -> Preprocessed:
+    """MNIST recipe: gray, ink high (polarity from the border), crop to ink, longer side 20 px, centre of mass at centre."""
+    gray = to_gray(image)
+    if gray.size == 0:
+        return Preprocessed(None, None)
+    paper = float(np.median(_border(gray)))
+    if paper > 127:                       # dark ink on light paper: invert so ink is high, as in MNIST
+        gray, paper = 255.0 - gray, 255.0 - paper
+    ink = np.clip(gray - paper, 0, None)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        return Preprocessed(None, None)   # nothing to recognize: never guess on a blank page
+    ink[ink < NOISE_FLOOR * peak] = 0.0
+    ink /= peak                           # (H, W) in [0, 1]
+    rows, cols = np.nonzero(ink)
+    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    small = np.asarray(Image.fromarray(crop, mode="F").resize((new_w, new_h), Image.Resampling.LANCZOS))
+    small = np.clip(small, 0, None)
+    small /= max(float(small.max()), 1e-6)  # thin strokes in big images stay visible after downscaling
+    canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
+    total = float(small.sum())
+    com_y = float((small.sum(1) * np.arange(new_h)).sum()) / total
+    com_x = float((small.sum(0) * np.arange(new_w)).sum()) / total
+    top = int(np.clip(round((SIZE - 1) / 2 - com_y), 0, SIZE - new_h))
+    left = int(np.clip(round((SIZE - 1) / 2 - com_x), 0, SIZE - new_w))
+    canvas[top:top + new_h, left:left + new_w] = small
+    image28 = np.round(canvas * 255).astype(np.uint8)
+    mean, std = normalization
+    tensor = (torch.from_numpy(image28).float().div(255.0).sub(mean).div(std)).unsqueeze(0)  # (1, 28, 28)
+    return Preprocessed(image28, tensor)

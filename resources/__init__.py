@@ -1,0 +1,1 @@
+"""Files shipped with the app: the default weights (default_weights.pt)."""
