@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +60,7 @@ def save_weights(path: Path | str, model: nn.Module, arch: str, arch_args: dict,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "normalization": [float(normalization[0]), float(normalization[1])],
         "settings": dict(settings or {}), "metrics": dict(metrics or {}),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch_version": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch_version": str(torch.__version__),
     }
     _atomic_torch_save(payload, path)
     return path
@@ -86,19 +86,20 @@ def _atomic_torch_save(obj, path: Path) -> None:
 def _read(path: Path, map_location) -> object:
     if not path.is_file():
         raise WeightsError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise WeightsError(f"{path.name} is empty")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except torch.serialization.pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc) and "GLOBAL" not in str(exc):
+            raise WeightsError(f"{path.name} is not a PyTorch weights file (unreadable content)") from exc
         raise WeightsError(f"{path.name} holds more than weights (a whole pickled model or other Python objects); "
                            "only state_dicts and this app's weights files are loaded, for safety") from exc
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise WeightsError(f"{path.name} is truncated or damaged ({exc})") from exc
-    except RuntimeError as exc:
-        text = str(exc)
-        if "central directory" in text or "failed finding" in text or "zip" in text.lower():
-            raise WeightsError(f"{path.name} is truncated or damaged") from exc
-        raise WeightsError(f"{path.name} is not a PyTorch weights file ({text.splitlines()[0]})") from exc
-    except Exception as exc:  # any other parse failure means "not a weights file", never a traceback
+    except Exception as exc:  # any parse failure means a damaged or foreign file, never a traceback
+        if head == b"PK\x03\x04":  # torch.save's zip container, cut short or corrupted
+            raise WeightsError(f"{path.name} is truncated or damaged; save or download it again") from exc
         raise WeightsError(f"{path.name} is not a PyTorch weights file ({type(exc).__name__})") from exc
 
 

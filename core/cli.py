@@ -1,0 +1,236 @@
+"""The headless command line: train, predict, evaluate, export, summary (`python main.py <command> --help`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from core import paths
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or an unusable input; reported in one line with exit status 2."""
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _load_weights_or_default(path: str | None):
+    from core.weights import WeightsError, load_default_weights, load_weights
+
+    try:
+        return load_weights(path) if path else load_default_weights()
+    except WeightsError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.data import DataError
+    from core.training import TrainingError, preset, train
+    from core.weights import save_weights
+
+    overrides = {k: v for k, v in {
+        "arch": args.arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "optimizer": args.optimizer, "augment": args.augment, "seed": args.seed, "device": args.device,
+        "data_dir": args.data, "val_fraction": args.val_share, "threads": args.threads,
+    }.items() if v is not None}
+    if args.arch and args.arch != preset(args.preset).arch:
+        overrides["arch_args"] = {}  # the preset's constructor overrides belong to its own architecture
+    settings = preset(args.preset, **overrides)
+    out = Path(args.out) if args.out else paths.user_weights_dir() / f"{settings.preset}-{settings.arch}-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+
+    bar = None
+
+    def on_batch(p):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.total_batches, unit="batch", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+        bar.update(1)
+        if p.batch % 10 == 0:
+            bar.set_postfix(epoch=f"{p.epoch + 1}/{settings.epochs}", loss=f"{p.loss:.4f}", refresh=False)
+
+    def on_epoch(e):
+        if not args.quiet:
+            tqdm.write(f"epoch {e.epoch + 1}/{settings.epochs}: train loss {e.train_loss:.4f}, "
+                       f"val loss {e.val_loss if e.val_loss is None else round(e.val_loss, 4)}, "
+                       f"val accuracy {_percent(e.val_accuracy)}", file=sys.stderr)
+
+    try:
+        result = train(settings, on_batch=on_batch, on_epoch=on_epoch)
+    except (DataError, TrainingError) as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted; no weights were saved", 130)
+    finally:
+        if bar is not None:
+            bar.close()
+    try:
+        save_weights(out, result.model, settings.arch, result.arch_args, result.normalization,
+                     settings.to_dict(), result.metrics)
+    except OSError as exc:
+        return _fail(f"could not save weights to {out}: {exc}", EXIT_FAILED)
+    summary = {"weights": str(out), "arch": settings.arch, "preset": settings.preset, "epochs": len(result.epochs),
+               "val_accuracy": result.val_accuracy, "test_accuracy": result.test.accuracy,
+               "train_seconds": round(result.seconds, 2)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"test accuracy {_percent(result.test.accuracy)} (val {_percent(result.val_accuracy)}) "
+              f"after {len(result.epochs)} epoch(s) in {result.seconds:.1f} s; weights saved to {out}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- predict
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.predict import Predictor
+    from core.preprocess import ImageError, load_image
+
+    predictor = Predictor(_load_weights_or_default(args.weights))
+    any_failed = False
+    for path in args.images:
+        record = {"path": path, "digit": None, "probabilities": None, "error": None}
+        try:
+            prediction = predictor.predict(load_image(path))
+            record["digit"], record["probabilities"] = prediction.digit, prediction.probabilities
+        except ImageError as exc:
+            record["error"], any_failed = str(exc), True
+        if args.json:
+            print(json.dumps(record), flush=True)
+        elif record["error"]:
+            print(f"{path}: error: {record['error']}", flush=True)
+        elif record["digit"] is None:
+            print(f"{path}: nothing to recognize (blank image)", flush=True)
+        else:
+            print(f"{path}: {record['digit']} ({_percent(max(record['probabilities']))})", flush=True)
+    return EXIT_FAILED if any_failed else EXIT_OK
+
+
+# ---------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.data import DataError, load_mnist
+    from core.training import evaluate
+
+    weights = _load_weights_or_default(args.weights)
+    try:
+        data = load_mnist(args.data, val_fraction=0.0)
+    except DataError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    ev = evaluate(weights.model, data.test_images, data.test_labels, weights.normalization)
+    if args.json:
+        print(json.dumps({"weights": str(weights.path), "test_accuracy": ev.accuracy,
+                          "per_class_accuracy": ev.per_class_accuracy, "confusion": ev.confusion, "n": ev.n}))
+        return EXIT_OK
+    print(f"{weights.name} ({weights.arch}): test accuracy {_percent(ev.accuracy)} on {ev.n:,} MNIST test images")
+    print("per digit: " + "  ".join(f"{d}:{100 * a:.1f}" for d, a in enumerate(ev.per_class_accuracy)))
+    print("confusion (rows = true digit, columns = predicted):")
+    print("     " + "".join(f"{d:>6}" for d in range(10)))
+    for d, row in enumerate(ev.confusion):
+        print(f"{d:>5}" + "".join(f"{c:>6}" for c in row))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- export, summary
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.weights import WeightsError, export_tutorial
+
+    weights = _load_weights_or_default(args.weights)
+    try:
+        out = export_tutorial(weights, args.out)
+    except WeightsError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _fail(f"could not write {args.out}: {exc}", EXIT_FAILED)
+    print(f"wrote {out}: a bare state_dict that the tutorial's inference script loads with "
+          "model.load_state_dict(torch.load(...))")
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from core.models import build_model, format_summary
+
+    if args.weights:
+        weights = _load_weights_or_default(args.weights)
+        model, title = weights.model, f"{weights.name} ({weights.arch} {weights.arch_args})"
+    else:
+        model, title = build_model(args.arch), args.arch
+    print(title)
+    print(format_summary(model))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from core.models import ARCHITECTURES
+    from core.training import DEVICES, OPTIMIZERS, PRESETS
+
+    parser = argparse.ArgumentParser(prog="main.py", description="Handwritten-digit recognizer. "
+                                     "Without a command, opens the desktop app.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a CNN on MNIST and save its weights")
+    t.add_argument("--preset", choices=list(PRESETS), default="quick", help="starting settings (default: quick)")
+    t.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture (default: the preset's)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="(peak) learning rate")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS))
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random affine / thickness / blur augmentation")
+    t.add_argument("--val-share", type=float, help="stratified validation share of the 60k training images")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.user_data_dir() / 'mnist'})")
+    t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
+    t.add_argument("--device", choices=list(DEVICES))
+    t.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="recognize the digit in image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="accuracy, per-digit accuracy and confusion matrix on the MNIST test set")
+    e.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
+    e.add_argument("--data", metavar="DIR", help="MNIST folder")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="write weights in another format")
+    x.add_argument("--weights", metavar="PATH", required=True)
+    x.add_argument("--format", choices=["tutorial"], required=True,
+                   help="tutorial: a bare state_dict for the tutorial's own inference script")
+    x.add_argument("--out", metavar="PATH", required=True)
+    x.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("summary", help="every layer's output shape and parameter count")
+    s.add_argument("--arch", choices=list(ARCHITECTURES), default="digitnet")
+    s.add_argument("--weights", metavar="PATH", help="summarize the model in this weights file instead")
+    s.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)

@@ -1,0 +1,1 @@
+"""Test suite: core tests run without Qt; GUI tests run offscreen with pytest-qt."""

@@ -1,0 +1,106 @@
+"""The command line: train/predict/evaluate/export/summary, JSON output, exit codes, one-line errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from core.cli import main
+from tests.test_preprocess import SEVEN, draw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained(synthetic_mnist, tmp_path, capsys):
+    out = tmp_path / "tiny.pt"
+    code, stdout, _ = run_cli(capsys, "train", "--preset", "quick", "--arch", "tutorial", "--epochs", "1",
+                              "--batch-size", "20", "--data", synthetic_mnist, "--out", out, "--json", "--quiet")
+    assert code == 0
+    return out, json.loads(stdout)
+
+
+def test_train_json_reports_and_saves(trained):
+    out, report = trained
+    assert set(report) == {"weights", "arch", "preset", "epochs", "val_accuracy", "test_accuracy", "train_seconds"}
+    assert report["weights"] == str(out) and out.is_file() and report["arch"] == "tutorial"
+    assert 0 <= report["test_accuracy"] <= 1 and report["epochs"] == 1
+
+
+def test_train_shows_a_progress_bar_and_the_test_accuracy(synthetic_mnist, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "train", "--arch", "tutorial", "--epochs", "1", "--data", synthetic_mnist,
+                             "--out", tmp_path / "w.pt")
+    assert code == 0 and "batch" in err and "epoch 1/1" in err and "test accuracy" in out
+
+
+def test_train_without_data_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    import core.data
+
+    monkeypatch.setattr(core.data, "_download", lambda root: (_ for _ in ()).throw(OSError("offline")))
+    code, out, err = run_cli(capsys, "train", "--data", tmp_path / "nowhere", "--quiet")
+    assert code == 1 and err.startswith("error: MNIST not found") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_predict_json_lines_with_a_bad_file_among_good_ones(trained, tmp_path, capsys):
+    good, blank, bad = tmp_path / "seven.png", tmp_path / "blank.png", tmp_path / "bad.png"
+    draw(SEVEN).save(good)
+    Image.new("L", (50, 50), 255).save(blank)
+    bad.write_text("not an image")
+    code, out, _ = run_cli(capsys, "predict", good, blank, bad, "--weights", trained[0], "--json")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and [r["path"] for r in records] == [str(good), str(blank), str(bad)]
+    assert records[0]["digit"] in range(10) and abs(sum(records[0]["probabilities"]) - 1) < 1e-5
+    assert records[0]["error"] is None
+    assert records[1]["digit"] is None and records[1]["probabilities"] is None and records[1]["error"] is None
+    assert records[2]["digit"] is None and "not an image" in records[2]["error"]
+
+
+def test_predict_with_unusable_weights_exits_2(tmp_path, capsys):
+    (tmp_path / "w.pt").write_text("garbage")
+    draw(SEVEN).save(tmp_path / "seven.png")
+    code, out, err = run_cli(capsys, "predict", tmp_path / "seven.png", "--weights", tmp_path / "w.pt")
+    assert code == 2 and "not a PyTorch weights file" in err and out == ""
+
+
+def test_evaluate_json(trained, synthetic_mnist, capsys):
+    code, out, _ = run_cli(capsys, "evaluate", "--weights", trained[0], "--data", synthetic_mnist, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["n"] == 200 and len(report["per_class_accuracy"]) == 10
+    assert sum(map(sum, report["confusion"])) == 200
+    assert abs(report["test_accuracy"] - trained[1]["test_accuracy"]) < 1e-6
+
+
+def test_export_for_the_tutorial_script(trained, tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "export", "--weights", trained[0], "--format", "tutorial", "--out", tmp_path / "cnn_mnist.pth")
+    state = torch.load(tmp_path / "cnn_mnist.pth", weights_only=True)
+    assert code == 0 and sorted(state) == ["0.bias", "0.weight", "3.bias", "3.weight", "7.bias", "7.weight"]
+
+
+def test_export_of_digitnet_is_refused(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "export", "--weights", ROOT / "resources" / "default_weights.pt",
+                           "--format", "tutorial", "--out", tmp_path / "x.pth")
+    assert code == 2 and "only the tutorial architecture" in err and not (tmp_path / "x.pth").exists()
+
+
+def test_summary_prints_every_layer(capsys):
+    code, out, _ = run_cli(capsys, "summary", "--arch", "tutorial")
+    assert code == 0 and "(1, 16, 5, 5)" in out and "5,258" in out
+
+
+def test_usage_errors_and_help_in_a_real_process():
+    helped = subprocess.run([sys.executable, "main.py", "train", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert helped.returncode == 0 and "--preset" in helped.stdout and "--batch-size" in helped.stdout
+    wrong = subprocess.run([sys.executable, "main.py", "train", "--epochs", "many"], cwd=ROOT, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "invalid int value" in wrong.stderr and "Traceback" not in wrong.stderr
+    missing = subprocess.run([sys.executable, "main.py", "predict", "nope.png", "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 1 and json.loads(missing.stdout)["error"].endswith("does not exist")

@@ -1,0 +1,85 @@
+"""Training loop, callbacks, cancel, reproducibility, evaluation metrics and augmentation."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from core.augment import augment
+from core.data import load_mnist
+from core.training import PRESETS, TrainingError, TrainSettings, evaluate, preset, select_device, train
+
+
+def test_training_learns_and_reports_every_batch_and_epoch(tiny_settings):
+    batches, epochs = [], []
+    result = train(tiny_settings, on_batch=batches.append, on_epoch=epochs.append)
+    per_epoch = math.ceil(540 / tiny_settings.batch_size)  # 600 synthetic images minus 10% validation
+    assert len(batches) == per_epoch * tiny_settings.epochs
+    assert batches[-1].total_batches == len(batches) and all(b.samples_per_second > 0 for b in batches)
+    assert [e.epoch for e in epochs] == [0, 1]
+    assert epochs[-1].train_loss < batches[0].loss
+    assert result.test.accuracy > 0.9 and result.val_accuracy > 0.9  # the synthetic patterns are easy
+    assert not result.stopped and result.metrics["test_accuracy"] == result.test.accuracy
+
+
+def test_should_stop_cancels_within_one_batch(tiny_settings):
+    batches = []
+    result = train(tiny_settings, on_batch=batches.append, should_stop=lambda: len(batches) >= 3)
+    assert len(batches) == 3
+    assert result.stopped and result.test is None
+
+
+def test_seeded_runs_are_reproducible_on_cpu(tiny_settings):
+    a = train(replace(tiny_settings, epochs=1)).model.state_dict()
+    b = train(replace(tiny_settings, epochs=1)).model.state_dict()
+    c = train(replace(tiny_settings, epochs=1, seed=7)).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_diverging_loss_is_a_readable_error(tiny_settings):
+    with pytest.raises(TrainingError, match="learning rate"):
+        train(replace(tiny_settings, arch="tutorial", arch_args={}, optimizer="sgd", schedule="constant", lr=1e12))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("epochs", 0, "epochs"), ("optimizer", "lbfgs", "optimizer"), ("val_fraction", 1.5, "validation"),
+    ("arch", "nope", "architecture"), ("device", "tpu", "device")])
+def test_bad_settings_are_named(tiny_settings, field, value, message):
+    with pytest.raises(TrainingError, match=message):
+        train(replace(tiny_settings, **{field: value}))
+
+
+def test_presets_are_settings_instances_with_the_tutorials_recipe():
+    t = PRESETS["tutorial"]
+    assert isinstance(t, TrainSettings)
+    assert (t.arch, t.optimizer, t.lr, t.batch_size, t.epochs, t.augment) == ("tutorial", "adam", 1e-3, 32, 1, False)
+    assert preset("best", epochs=3).epochs == 3 and PRESETS["best"].epochs != 3
+    with pytest.raises(TrainingError):
+        preset("fastest")
+    assert select_device("cpu").type == "cpu" and select_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_evaluation_counts_agree(synthetic_mnist):
+    data = load_mnist(synthetic_mnist, download=False)
+    model = train(preset("quick", data_dir=str(synthetic_mnist), arch_args={"width": 4}, epochs=1, batch_size=50),
+                  data=data).model
+    ev = evaluate(model, data.test_images, data.test_labels, (0.1307, 0.3081))
+    confusion = torch.tensor(ev.confusion)
+    assert confusion.sum() == ev.n == len(data.test_labels)
+    assert confusion.sum(1).tolist() == torch.bincount(data.test_labels, minlength=10).tolist()
+    assert len(ev.misclassified) == ev.n - confusion.diag().sum()
+    assert abs(ev.accuracy - confusion.diag().sum().item() / ev.n) < 1e-6
+    for i, p in zip(ev.misclassified, ev.misclassified_predictions):
+        assert data.test_labels[i] != p
+
+
+def test_augmentation_keeps_shape_and_range_and_varies_images():
+    x = torch.zeros(16, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    g = torch.Generator().manual_seed(0)
+    y = augment(x, 1.0, g)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.equal(y[0], y[1])                       # each image gets its own transform
+    assert (y.flatten(1).sum(1) > 0).all()                    # the digit stays in the frame
+    assert torch.equal(augment(x, 0.0, g), x)
