@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from bench.pen_paths import VARIANTS, Variant, draw_polylines, jittered_polylines
+from core.pen_digits import VARIANTS, Variant, draw_polylines, jittered_polylines
 from core.preprocess import preprocess
 
 # Seed streams: the training helper draws from "train", the benchmark from "tune" and "heldout",

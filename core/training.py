@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import augment as augmentation
+from core import pen_digits
 from core.data import MnistData, load_mnist, to_float
 from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model
 
@@ -39,6 +40,7 @@ class TrainSettings:
     label_smoothing: float = 0.05   # CrossEntropyLoss label smoothing
     augment: bool = True            # random affine, stroke thickness and blur on each batch
     augment_strength: float = 1.0   # scales every augmentation range; 0 = none
+    synthetic_digits: int = 0       # pen-drawn digits (core.pen_digits) added to the training split
     val_fraction: float = 0.1       # stratified share of the 60k training images held out
     seed: int = 0                   # seeds model init, shuffling, augmentation and the split
     device: str = "auto"            # auto | cpu | cuda | mps
@@ -57,6 +59,7 @@ class TrainSettings:
             (self.weight_decay >= 0, "weight decay cannot be negative"),
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
             (self.augment_strength >= 0, "augmentation strength cannot be negative"),
+            (self.synthetic_digits >= 0, "the number of synthetic digits cannot be negative"),
             (0 <= self.val_fraction < 1, "validation share must be in [0, 1)"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
         ]
@@ -230,14 +233,18 @@ def train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(settings, model)
-    batches_per_epoch = math.ceil(len(data.train_images) / settings.batch_size)
+    batches_per_epoch = math.ceil((len(data.train_images) + settings.synthetic_digits) / settings.batch_size)
     total_batches = batches_per_epoch * settings.epochs
     schedule = _make_schedule(settings, optimizer, total_batches)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
 
+    train_images, train_labels = data.train_images, data.train_labels
+    if settings.synthetic_digits:  # mouse-style pen digits next to MNIST's scanned ones
+        pen_images, pen_labels = pen_digits.training_digits(settings.synthetic_digits, settings.seed)
+        train_images, train_labels = torch.cat([train_images, pen_images]), torch.cat([train_labels, pen_labels])
     # Whole uint8 tensors live on the training device (47 MB for MNIST): batches are plain indexing.
     data_device = device if device.type == "cuda" else torch.device("cpu")
-    train_images, train_labels = data.train_images.to(data_device), data.train_labels.to(data_device)
+    train_images, train_labels = train_images.to(data_device), train_labels.to(data_device)
     generator = torch.Generator(device=data_device).manual_seed(settings.seed)
     strength = settings.augment_strength if settings.augment else 0.0
 

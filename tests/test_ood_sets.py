@@ -8,7 +8,7 @@ import pytest
 
 from bench.ood_sets import (FONTS, HELDOUT_PEN, TUNE_PEN, font_digits, find_fonts, optdigits, stroke_digits,
                             synthetic_training_digits)
-from bench.pen_paths import VARIANTS
+from core.pen_digits import VARIANTS
 from core import paths
 
 TUNE_VARIANTS = [v for v in VARIANTS if not v.heldout]

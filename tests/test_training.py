@@ -83,3 +83,19 @@ def test_augmentation_keeps_shape_and_range_and_varies_images():
     assert not torch.equal(y[0], y[1])                       # each image gets its own transform
     assert (y.flatten(1).sum(1) > 0).all()                    # the digit stays in the frame
     assert torch.equal(augment(x, 0.0, g), x)
+
+
+def test_synthetic_pen_digits_join_the_training_split(tiny_settings):
+    batches = []
+    train(replace(tiny_settings, epochs=1, synthetic_digits=60), on_batch=batches.append)
+    assert len(batches) == math.ceil((540 + 60) / tiny_settings.batch_size)
+
+
+def test_pen_digits_are_balanced_reproducible_and_mnist_framed():
+    from core.pen_digits import training_digits
+
+    images, labels = training_digits(30, seed=4)
+    again, _ = training_digits(30, seed=4)
+    assert torch.equal(images, again) and labels.tolist() == list(range(10)) * 3
+    assert images.dtype == torch.uint8 and images.shape == (30, 28, 28)
+    assert (images.flatten(1).amax(1) == 255).all() and (images[:, 0].amax(1) == 0).all()  # ink high, margins empty

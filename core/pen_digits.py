@@ -1,10 +1,14 @@
-"""Single-stroke pen digits: each digit 0-9 as a few SVG-like paths in a unit box, jittered and drawn with a round pen."""
+"""Single-stroke pen digits: each digit 0-9 as a few SVG-like paths in a unit box, jittered and drawn with a round pen.
+
+Used by training (a share of synthetic pen digits makes the model read mouse-drawn digits) and by bench/drawn_digits.py
+(which also keeps some hands held out: `heldout=True` variants are never used for training)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 K = 0.5523  # cubic Bezier handle length for a quarter ellipse
@@ -143,3 +147,24 @@ def draw_polylines(polylines: list[np.ndarray], pen: float, height: int = 128, s
     if supersample > 1:
         canvas = canvas.reduce(supersample)            # box filter: anti-aliased edges
     return np.asarray(canvas, dtype=np.float32) / 255.0
+
+
+TRAIN_PEN = (0.04, 0.16)  # pen width as a share of digit height for training digits (mouse pads, felt pens)
+
+
+def training_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n pen digits from the non-held-out hands, after the shared preprocessing: uint8 (n, 28, 28), int64 (n,).
+
+    Labels run 0-9 in turn (balanced); every image has its own generator (seed, i), so the set is reproducible.
+    """
+    from core.preprocess import preprocess  # late: preprocess is not needed to draw
+
+    by_digit = [[v for v in VARIANTS if v.digit == d and not v.heldout] for d in range(10)]
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    for i in range(n):
+        rng = np.random.default_rng([0x5EED, seed, i])
+        variants = by_digit[i % 10]
+        polylines = jittered_polylines(variants[rng.integers(len(variants))], rng)
+        mask = draw_polylines(polylines, rng.uniform(*TRAIN_PEN), height=int(rng.integers(40, 160)))
+        images[i] = torch.from_numpy(preprocess(mask).image28)
+    return images, torch.arange(n) % 10
