@@ -74,6 +74,7 @@ def _atomic_torch_save(obj, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, _file_mode(path))  # mkstemp makes 0600; a weights file is meant to be shared
         os.replace(tmp_name, path)
     except BaseException:
         try:
@@ -81,6 +82,15 @@ def _atomic_torch_save(obj, path: Path) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """The replaced file's permissions, or the usual ones for a new file (0666 minus the umask)."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _read(path: Path, map_location) -> object:

@@ -140,3 +140,8 @@ def test_state_dict_of_another_model(tmp_path):
     torch.save(nn.Linear(784, 10).state_dict(), tmp_path / "other.pth")
     with pytest.raises(WeightsError, match="matches no known architecture"):
         load_weights(tmp_path / "other.pth")
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    save_digitnet(tmp_path / "w.pt")
+    assert (tmp_path / "w.pt").stat().st_mode & 0o044 == 0o044  # readable by others, like any new file
