@@ -70,7 +70,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = train(settings, on_batch=on_batch, on_epoch=on_epoch)
-    except (DataError, TrainingError) as exc:
+    except DataError as exc:
+        return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
+    except TrainingError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted; no weights were saved", 130)
@@ -127,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         data = load_mnist(args.data, val_fraction=0.0)
     except DataError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
     ev = evaluate(weights.model, data.test_images, data.test_labels, weights.normalization)
     if args.json:
         print(json.dumps({"weights": str(weights.path), "test_accuracy": ev.accuracy,
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random affine / thickness / blur augmentation")
     t.add_argument("--val-share", type=float, help="stratified validation share of the 60k training images")
     t.add_argument("--seed", type=int)
-    t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.user_data_dir() / 'mnist'})")
+    t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
     t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
     t.add_argument("--device", choices=list(DEVICES))
     t.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")

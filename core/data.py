@@ -39,11 +39,6 @@ class MnistData:
     folder: Path
 
 
-def default_data_dir() -> Path:
-    """The per-user folder where MNIST is looked for and downloaded to."""
-    return paths.user_data_dir() / "mnist"
-
-
 def _candidate_folders(root: Path) -> list[Path]:
     # torchvision layout first (ROOT/MNIST/raw), then the files directly in ROOT or ROOT/raw.
     return [root / "MNIST" / "raw", root, root / "raw"]
@@ -73,7 +68,7 @@ def _download(root: Path) -> None:
 
 def locate(root: Path | str | None = None, download: bool = True) -> dict[str, Path]:
     """Find the four files, downloading them through torchvision if missing (online users)."""
-    root = Path(root).expanduser() if root else default_data_dir()
+    root = Path(root).expanduser() if root else paths.mnist_dir()
     found = find_files(root)
     if found is not None:
         return found
@@ -89,7 +84,7 @@ def locate(root: Path | str | None = None, download: bool = True) -> dict[str, P
     raise DataError(
         f"MNIST not found in {root} (looked in {root / 'MNIST' / 'raw'} and {root}); "
         f"expected the files {', '.join(ALL_FILE_NAMES)} (optionally .gz); {reason}. "
-        "Put the four files there or choose another data folder (--data DIR)."
+        "Put the four files there or choose another data folder."
     )
 
 

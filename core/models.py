@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from core.settings import ARCHITECTURE_DEFAULTS, ARCHITECTURE_DESCRIPTIONS
+
 # MNIST pixel mean/std after ToTensor(); DigitNet is trained on (x - mean) / std.
 MNIST_NORMALIZATION = (0.1307, 0.3081)
 NO_NORMALIZATION = (0.0, 1.0)
@@ -51,9 +53,10 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "tutorial": Architecture(tutorial, {}, NO_NORMALIZATION, "the tutorial's 2-conv CNN (5,258 parameters), ToTensor input"),
-    "digitnet": Architecture(digitnet, {"width": 32, "dropout": 0.1}, MNIST_NORMALIZATION,
-                             "5 conv + BatchNorm, global average pooling, dropout"),
+    "tutorial": Architecture(tutorial, ARCHITECTURE_DEFAULTS["tutorial"], NO_NORMALIZATION,
+                             ARCHITECTURE_DESCRIPTIONS["tutorial"]),
+    "digitnet": Architecture(digitnet, ARCHITECTURE_DEFAULTS["digitnet"], MNIST_NORMALIZATION,
+                             ARCHITECTURE_DESCRIPTIONS["digitnet"]),
 }
 
 

@@ -17,6 +17,11 @@ def user_data_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def mnist_dir() -> Path:
+    """The per-user folder where MNIST is looked for and downloaded to."""
+    return user_data_dir() / "mnist"
+
+
 def user_weights_dir() -> Path:
     """Where trained weights are saved by default."""
     return user_data_dir() / "weights"

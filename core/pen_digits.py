@@ -40,6 +40,7 @@ VARIANTS: list[Variant] = [
     Variant(0, "pointed", "M .5 0 C .1 .2 .08 1 .5 1 C .92 1 .9 .2 .5 0", heldout=True),
     Variant(1, "bar", "M .5 0 L .5 1"),
     Variant(1, "flag", "M .3 .2 L .55 0 L .55 1"),
+    Variant(1, "long-flag", "M .12 .38 L .6 0 L .6 1"),  # the continental 1: MNIST has few of these
     Variant(1, "flag-base", "M .3 .2 L .55 0 L .55 1 M .25 1 L .85 1", heldout=True),
     Variant(2, "plain", "M .12 .25 C .15 -.03 .86 -.05 .86 .28 C .86 .5 .45 .7 .1 1 L .92 1"),
     Variant(2, "z-like", "M .1 .1 C .4 -.05 .86 0 .84 .26 C .8 .46 .5 .62 .1 1 C .4 .94 .7 .94 .92 .98"),

@@ -1,0 +1,91 @@
+"""Training settings without torch: the settings dataclass, its presets and the names each field accepts.
+
+Importing this is cheap, so the GUI can fill its form before torch is loaded; core.training re-exports all of it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+# Architecture names with their constructor defaults and a description (core.models builds them).
+ARCHITECTURE_DEFAULTS: dict[str, dict] = {"tutorial": {}, "digitnet": {"width": 32, "dropout": 0.1}}
+ARCHITECTURE_DESCRIPTIONS: dict[str, str] = {
+    "tutorial": "the tutorial's 2-conv CNN (5,258 parameters), ToTensor input",
+    "digitnet": "5 conv + BatchNorm, global average pooling, dropout",
+}
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class TrainingError(Exception):
+    """Training could not run or diverged; the message says why in plain words."""
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a training run. Presets below are instances of it."""
+
+    preset: str = "custom"          # name shown in the UI and stored in weights files
+    arch: str = "digitnet"          # a key of core.models.ARCHITECTURE_DEFAULTS
+    arch_args: dict = field(default_factory=dict)  # constructor overrides, e.g. {"width": 16}
+    epochs: int = 12                # full passes over the training split
+    batch_size: int = 128           # images per optimizer step
+    lr: float = 3e-3                # peak learning rate (OneCycle) or constant rate
+    optimizer: str = "adamw"        # adam | adamw | sgd (with Nesterov momentum 0.9)
+    schedule: str = "onecycle"      # onecycle | cosine | constant
+    weight_decay: float = 5e-4      # L2 (adam, sgd) or decoupled decay (adamw)
+    label_smoothing: float = 0.05   # CrossEntropyLoss label smoothing
+    augment: bool = True            # random affine, stroke thickness and blur on each batch
+    augment_strength: float = 1.0   # scales every augmentation range; 0 = none
+    synthetic_digits: int = 0       # pen-drawn digits (core.pen_digits) added to the training split
+    val_fraction: float = 0.1       # stratified share of the 60k training images held out
+    seed: int = 0                   # seeds model init, shuffling, augmentation and the split
+    device: str = "auto"            # auto | cpu | cuda | mps
+    data_dir: str | None = None     # MNIST folder; None = the per-user data folder
+    download: bool = True           # fetch MNIST through torchvision when the files are missing
+    threads: int | None = None      # torch intra-op threads; None = torch's default
+
+    def validate(self) -> None:
+        """Raise TrainingError naming the first setting that cannot work."""
+        checks = [
+            (self.arch in ARCHITECTURE_DEFAULTS, f"unknown architecture {self.arch!r} (known: {', '.join(ARCHITECTURE_DEFAULTS)})"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "learning rate must be a positive number"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.weight_decay >= 0, "weight decay cannot be negative"),
+            (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
+            (self.augment_strength >= 0, "augmentation strength cannot be negative"),
+            (self.synthetic_digits >= 0, "the number of synthetic digits cannot be negative"),
+            (0 <= self.val_fraction < 1, "validation share must be in [0, 1)"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, TrainSettings] = {
+    # The tutorial's exact recipe: its model, ToTensor input, Adam 1e-3, batch 32, one epoch, no augmentation.
+    "tutorial": TrainSettings(preset="tutorial", arch="tutorial", epochs=1, batch_size=32, lr=1e-3,
+                              optimizer="adam", schedule="constant", weight_decay=0.0, label_smoothing=0.0,
+                              augment=False, val_fraction=0.0),  # the tutorial trains on all 60k
+    # ~99.1% in one epoch: a narrow DigitNet, batch 64, OneCycle, all 60k images (bench/train_speed.py).
+    "quick": TrainSettings(preset="quick", arch="digitnet", arch_args={"width": 16}, epochs=1, batch_size=64,
+                           lr=1e-2, augment=False, label_smoothing=0.0, val_fraction=0.0),
+    # The shipped default weights: full DigitNet, augmentation and 8,000 pen-drawn digits, OneCycle.
+    "best": TrainSettings(preset="best", arch="digitnet", epochs=11, batch_size=128, lr=3e-3, augment=True,
+                          synthetic_digits=8000),
+}
+
+
+def preset(name: str, **overrides) -> TrainSettings:
+    """A copy of a preset with some fields changed."""
+    if name not in PRESETS:
+        raise TrainingError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return replace(PRESETS[name], **overrides)

@@ -1,0 +1,140 @@
+"""Regenerates docs/draw_tab.png and docs/train_tab.png offscreen: `python docs/make_screenshots.py`.
+
+Options: --dark (dark palette), --scale 2 (200% scaling), --weights PATH, --out DIR.
+
+The Draw tab shows a digit drawn with mouse events and its bars (shipped default weights); the Train tab is captured
+mid-run while the quick preset trains on real MNIST (../shared/data or --data). Settings and trained weights go to a
+temporary folder, never the user's. If text renders as boxes, install a font (Debian/Ubuntu: fonts-dejavu-core).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TWO = [  # a handwritten 2 in paper coordinates: top arc, diagonal, base
+    [(0.32 + 0.18 * (1 - math.cos(a)), 0.36 - 0.16 * math.sin(a)) for a in [i * math.pi / 16 for i in range(17)]]
+    + [(0.6, 0.5), (0.45, 0.64), (0.3, 0.8), (0.72, 0.79)]
+]
+
+
+def wait_until(condition, seconds: float) -> None:
+    """Run the event loop until condition() holds (QEventLoop, not QTest.qWait: qWait keeps the GIL from the worker)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    deadline = time.monotonic() + seconds
+    loop = QEventLoop()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {seconds:.0f} s waiting for the app")
+        QTimer.singleShot(20, loop.quit)
+        loop.exec()
+
+
+def draw(pad, strokes) -> None:
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    rect = pad.canvas_rect()
+
+    def at(x, y):
+        return QPoint(round(rect.x() + x * rect.width()), round(rect.y() + y * rect.height()))
+
+    for stroke in strokes:
+        dense = [stroke[0]]
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            n = max(1, int(math.hypot(x1 - x0, y1 - y0) / 0.01))
+            dense += [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(1, n + 1)]
+        QTest.mousePress(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*dense[0]))
+        for point in dense[1:]:
+            QTest.mouseMove(pad, at(*point))
+        QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*dense[-1]))
+
+
+def dark_palette():
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette()
+    for role, color in {QPalette.ColorRole.Window: "#2b2b2b", QPalette.ColorRole.WindowText: "#e6e6e6",
+                        QPalette.ColorRole.Base: "#1e1e1e", QPalette.ColorRole.AlternateBase: "#333333",
+                        QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#3a3a3a",
+                        QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.Highlight: "#3d8ee0",
+                        QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.Mid: "#555555",
+                        QPalette.ColorRole.ToolTipBase: "#3a3a3a", QPalette.ColorRole.ToolTipText: "#e6e6e6"}.items():
+        palette.setColor(role, QColor(color))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#8a8a8a"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#8a8a8a"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#8a8a8a"))
+    return palette
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="real MNIST folder")
+    parser.add_argument("--weights", type=Path, help="weights for the Draw tab (default: the shipped ones)")
+    parser.add_argument("--batches", type=int, default=620, help="capture the Train tab after this many batches")
+    parser.add_argument("--dark", action="store_true", help="use a dark palette (to check readability)")
+    parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio, e.g. 2 for 200%% scaling")
+    args = parser.parse_args()
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["QT_SCALE_FACTOR"] = str(args.scale)
+    scratch = Path(tempfile.mkdtemp(prefix="screenshots-"))
+    os.environ["DIGIT_RECOGNIZER_HOME"] = str(scratch)  # trained weights land here, not in the user's folder
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from core import paths
+    from gui.main_window import MainWindow
+
+    if args.weights is None and not paths.DEFAULT_WEIGHTS.is_file():
+        print(f"error: {paths.DEFAULT_WEIGHTS} is missing; train it first (python main.py train --preset best)")
+        return 1
+    app = QApplication([sys.argv[0]])
+    if args.dark:
+        app.setStyle("Fusion")
+        app.setPalette(dark_palette())
+    settings = QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("weights/last", str(args.weights.resolve()) if args.weights else "")
+    window = MainWindow(settings)
+    window.resize(1100, 720)
+    window.show()
+    try:
+        return capture(window, args)
+    finally:
+        window.close()  # stops a run still going and joins its thread
+
+
+def capture(window, args) -> int:
+    wait_until(window.is_model_ready, 60)
+    draw(window.draw_tab.pad, TWO)
+    wait_until(lambda: window.draw_tab.bars.probabilities() is not None, 10)
+    args.out.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(args.out / "draw_tab.png"))
+    print(f"draw tab: predicted {window.draw_tab.bars.top_digit()} -> {args.out / 'draw_tab.png'}")
+
+    tab = window.train_tab
+    window.tabs.setCurrentWidget(tab)
+    tab.form.populate()
+    tab.form.set_settings(replace(tab.form.settings(), epochs=3, data_dir=str(args.data)))
+    tab.train_button.click()
+    wait_until(lambda: tab.progress.value() >= args.batches or not tab.is_training(), 600)
+    if not tab.chart.point_count():
+        print(f"error: training did not start: {tab.result.text()}")
+        return 1
+    window.grab().save(str(args.out / "train_tab.png"))
+    print(f"train tab: {tab.progress.value()} of {tab.progress.maximum()} batches -> {args.out / 'train_tab.png'}")
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())

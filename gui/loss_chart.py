@@ -1,0 +1,118 @@
+"""The live training chart (pyqtgraph): batch loss raw and smoothed, validation loss and accuracy per epoch."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QWidget
+
+SMOOTHING = 0.95  # exponential moving average of the batch loss (~20-batch memory), bias-corrected
+
+LOSS_COLOR = QColor(31, 119, 180)
+VAL_LOSS_COLOR = QColor(255, 127, 14)
+VAL_ACCURACY_COLOR = QColor(44, 160, 44)
+
+
+class LossChart(pg.PlotWidget):
+    """x is the batch number over all epochs; loss on a log axis (left), validation accuracy in % (right)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("lossChart")
+        self.setMinimumHeight(180)
+        plot = self.getPlotItem()
+        plot.setLogMode(y=True)  # a loss falling from 2.3 to 0.02 stays readable end to end
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setLabel("bottom", "batch")
+        plot.setLabel("left", "loss")
+        plot.setMenuEnabled(False)
+        self._legend = plot.addLegend(offset=(-10, 10))
+        faint = QColor(LOSS_COLOR)
+        faint.setAlpha(70)
+        self._raw = plot.plot(pen=pg.mkPen(faint, width=1), name="batch loss")
+        self._raw.setDownsampling(auto=True, method="peak")  # thousands of batches stay interactive
+        self._raw.setClipToView(True)
+        self._smooth = plot.plot(pen=pg.mkPen(LOSS_COLOR, width=2), name="smoothed")
+        self._val_loss = plot.plot(pen=pg.mkPen(VAL_LOSS_COLOR, width=2), symbol="o", symbolSize=7,
+                                   symbolBrush=VAL_LOSS_COLOR, symbolPen=None, name="validation loss")
+        # validation accuracy gets its own view box, drawn against the right axis
+        self._accuracy_view = pg.ViewBox()
+        plot.showAxis("right")
+        plot.scene().addItem(self._accuracy_view)
+        plot.getAxis("right").linkToView(self._accuracy_view)
+        plot.getAxis("right").setLabel("validation accuracy (%)")
+        plot.getAxis("right").setLogMode(False, False)  # setLogMode above applied to every axis; accuracy is linear
+        self._accuracy_view.setXLink(plot)
+        self._accuracy_view.setLimits(yMin=0, yMax=100.5)  # autorange never shows accuracies above 100%
+        self._accuracy = pg.PlotDataItem(pen=pg.mkPen(VAL_ACCURACY_COLOR, width=2), symbol="s", symbolSize=7,
+                                         symbolBrush=VAL_ACCURACY_COLOR, symbolPen=None)
+        self._accuracy_view.addItem(self._accuracy)
+        self._legend.addItem(self._accuracy, "validation accuracy")
+        plot.vb.sigResized.connect(self._sync_views)
+        self._apply_palette()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every point (a new run starts)."""
+        self._losses: list[float] = []
+        self._smoothed: list[float] = []
+        self._average = 0.0
+        self._epochs: list[tuple[int, float | None, float | None]] = []  # (batch, val loss, val accuracy)
+        for item in (self._raw, self._smooth, self._val_loss, self._accuracy):
+            item.setData([], [])
+        # sensible empty axes (log10 units on the left: 0.01 to 3); they follow the data once it arrives
+        plot = self.getPlotItem()
+        plot.setRange(xRange=(0, 100), yRange=(-2, 0.5), padding=0)
+        self._accuracy_view.setRange(yRange=(80, 100), padding=0)
+        plot.enableAutoRange()
+        self._accuracy_view.enableAutoRange(axis=pg.ViewBox.YAxis)
+
+    def add_losses(self, losses: list[float]) -> None:
+        """Append batch losses in order and redraw (called at most ~20 times a second)."""
+        for loss in losses:
+            self._losses.append(loss)
+            self._average = SMOOTHING * self._average + (1 - SMOOTHING) * loss
+            self._smoothed.append(self._average / (1 - SMOOTHING ** len(self._losses)))
+        x = np.arange(1, len(self._losses) + 1)
+        # the log axis needs positive values; a loss of exactly 0 is drawn at 1e-6
+        self._raw.setData(x, np.maximum(self._losses, 1e-6))
+        self._smooth.setData(x, np.maximum(self._smoothed, 1e-6))
+
+    def add_epoch(self, batch: int, val_loss: float | None, val_accuracy: float | None) -> None:
+        """One validation point at the batch where the epoch ended (no point when there is no validation share)."""
+        self._epochs.append((batch, val_loss, val_accuracy))
+        losses = [(b, v) for b, v, _ in self._epochs if v is not None]
+        accuracies = [(b, 100 * a) for b, _, a in self._epochs if a is not None]
+        if losses:
+            self._val_loss.setData([b for b, _ in losses], [max(v, 1e-6) for _, v in losses])
+        if accuracies:
+            self._accuracy.setData([b for b, _ in accuracies], [a for _, a in accuracies])
+
+    def point_count(self) -> int:
+        """How many batch losses the chart holds."""
+        return len(self._losses)
+
+    def epoch_points(self) -> list[tuple[int, float | None, float | None]]:
+        return list(self._epochs)
+
+    # ------------------------------------------------------------ look
+    def _sync_views(self) -> None:
+        plot = self.getPlotItem()
+        self._accuracy_view.setGeometry(plot.vb.sceneBoundingRect())
+        self._accuracy_view.linkedViewChanged(plot.vb, self._accuracy_view.XAxis)
+
+    def _apply_palette(self) -> None:
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        self.setBackground(palette.color(QPalette.ColorRole.Base))
+        for name in ("left", "bottom", "right"):
+            axis = self.getPlotItem().getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+        self._legend.setLabelTextColor(text)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_legend"):
+            self._apply_palette()
+        super().changeEvent(event)

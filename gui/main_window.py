@@ -1,0 +1,424 @@
+"""The main window: Draw and Train tabs, menus, weights management, messages, drag-and-drop and remembered settings."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QMimeData, QSettings, QThread, QTimer, Qt, Signal, Slot
+from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QImage,
+                           QKeySequence, QPixmap)
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from gui.draw_tab import DrawTab
+from gui.model_loader import ModelLoader
+from gui.train_tab import TrainTab
+
+if TYPE_CHECKING:
+    from core.predict import Predictor
+    from core.weights import LoadedWeights
+
+APP_TITLE = "Digit Recognizer"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.pbm);;All files (*)"
+WEIGHTS_FILTER = "Weights (*.pt *.pth);;All files (*)"
+WEIGHTS_SUFFIXES = (".pt", ".pth")
+
+
+def describe(weights: LoadedWeights) -> str:
+    """One line for the status bar: name, architecture, test accuracy."""
+    accuracy = weights.test_accuracy
+    shown = "test accuracy unknown" if accuracy is None else f"test accuracy {100 * accuracy:.2f}%"
+    return f"Weights: {weights.name} · {weights.arch} · {shown}"
+
+
+class MainWindow(QMainWindow):
+    """Constructible without an event loop; the model loads in a thread right after, see is_model_ready()."""
+
+    model_ready = Signal()       # a model is in use: at startup, after Load weights, after training, after going back
+    message_shown = Signal(str)  # a message box was shown (non-modal, so nothing blocks; tests observe this)
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._settings = settings if settings is not None else QSettings()
+        self._predictor: Predictor | None = None
+        self._previous: LoadedWeights | None = None  # the model in use before training replaced it
+        self._messages: list[str] = []
+        self._message_box: QMessageBox | None = None
+        self._loader_thread: QThread | None = None
+        self._closed = False
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.draw_tab = DrawTab()
+        self.train_tab = TrainTab()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.draw_tab, "&Draw")
+        self.tabs.addTab(self.train_tab, "&Train")
+        self.setCentralWidget(self.tabs)
+        self.weights_label = QLabel("Loading model…")
+        self.weights_label.setObjectName("weightsStatus")
+        self.statusBar().addPermanentWidget(self.weights_label)
+        self._build_menus()
+        self._restore_settings()
+
+        self.tabs.currentChanged.connect(self.on_tabs_current_changed)
+        self.draw_tab.open_button.clicked.connect(self.open_image_dialog)
+        self.draw_tab.previous_weights_requested.connect(self.on_draw_tab_previous_weights_requested)
+        self.train_tab.weights_trained.connect(self.on_train_tab_weights_trained)
+        self.train_tab.training_failed.connect(self.on_train_tab_training_failed)
+        app = QApplication.instance()
+        if app is not None:  # quitting without closing this window must still stop and join the worker thread
+            app.aboutToQuit.connect(self.train_tab.shutdown)
+        self.draw_tab.pad.setFocus()
+        QTimer.singleShot(0, self._start_loading)  # after the first paint when run(); at the first event in tests
+
+    # ------------------------------------------------------------ building
+    def _action(self, menu, text: str, slot, shortcuts=(), tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&Open image…", self.open_image_dialog, [QKeySequence.StandardKey.Open],
+                     "Recognize the digit in an image file")
+        self._action(file, "&Paste image", self.paste_image, [QKeySequence.StandardKey.Paste],
+                     "Recognize an image from the clipboard")
+        file.addSeparator()
+        self.load_action = self._action(file, "&Load weights…", self.load_weights_dialog, ["Ctrl+L"],
+                                        "Use a weights file (this app's or the tutorial's cnn_mnist.pth)")
+        self._action(file, "Use the &default weights", self.use_default_weights, [],
+                     "Go back to the weights shipped with the app")
+        self.save_action = self._action(file, "&Save weights as…", self.save_weights_dialog,
+                                        [QKeySequence.StandardKey.SaveAs, "Ctrl+S"],
+                                        "Save the weights in use to a file")
+        self.export_action = self._action(file, "&Export for the tutorial script…", self.export_tutorial_dialog,
+                                          ["Ctrl+E"], "Write a bare state_dict the tutorial's script loads (tutorial "
+                                                      "architecture only)")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, [QKeySequence.StandardKey.Quit, "Ctrl+Q"])
+        edit = bar.addMenu("&Edit")
+        self.undo_action = self._action(edit, "&Undo stroke", self.draw_tab.pad.undo, [QKeySequence.StandardKey.Undo])
+        self.clear_action = self._action(edit, "&Clear pad", self.draw_tab.pad.clear, ["Esc", "Delete"])
+        train = bar.addMenu("T&raining")
+        self._action(train, "&Start training", self._start_training_from_menu, ["Ctrl+T"])
+        self._action(train, "S&top training", self.train_tab.stop_training, ["Ctrl+Shift+T"])
+        view = bar.addMenu("&View")
+        self._action(view, "&Draw tab", lambda: self.tabs.setCurrentIndex(0), ["Ctrl+1"])
+        self._action(view, "&Train tab", lambda: self.tabs.setCurrentIndex(1), ["Ctrl+2"])
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About", self._show_about)
+        for action in (self.save_action, self.export_action):
+            action.setEnabled(False)  # until a model is loaded
+
+    @Slot()
+    def _start_training_from_menu(self) -> None:
+        self.tabs.setCurrentWidget(self.train_tab)
+        self.train_tab.start_training()
+
+    @Slot()
+    def _show_about(self) -> None:
+        QMessageBox.about(self, f"About {APP_TITLE}",
+                          "Draw a digit and watch a convolutional network recognize it, or train the network "
+                          "yourself on MNIST. Everything runs on this computer, offline.")
+
+    # ------------------------------------------------------------ remembered settings (QSettings)
+    def _restore_settings(self) -> None:
+        geometry = self._settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1100, 720)
+        brush = self._settings.value("draw/brush")
+        if brush is not None:
+            self.draw_tab.brush_slider.setValue(int(brush))
+        self.train_tab.form.set_data_folder(str(self._settings.value("train/data_dir", "") or ""))
+
+    def _save_settings(self) -> None:
+        self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("draw/brush", self.draw_tab.brush_slider.value())
+        self._settings.setValue("train/data_dir", self.train_tab.form.data_folder())
+        self._settings.sync()
+
+    # ------------------------------------------------------------ the model in use
+    def _start_loading(self) -> None:
+        if self._closed:
+            return  # closed before the event loop got here: nothing to load for
+        loader = ModelLoader(str(self._settings.value("weights/last", "") or ""))
+        self._loader_thread = QThread()
+        loader.moveToThread(self._loader_thread)
+        self._loader_thread.started.connect(loader.run)
+        loader.predictor_loaded.connect(self.on_loader_predictor_loaded)
+        loader.loading_failed.connect(self.on_loader_loading_failed)
+        loader.finished.connect(self._loader_thread.quit, Qt.ConnectionType.DirectConnection)
+        self._loader_thread.finished.connect(self.on_loader_thread_finished)
+        self._loader_thread.finished.connect(loader.deleteLater)
+        self._loader_thread.finished.connect(self._loader_thread.deleteLater)
+        self._loader = loader
+        self._loader_thread.start()
+
+    def is_model_ready(self) -> bool:
+        return self._predictor is not None
+
+    def current_weights(self) -> LoadedWeights | None:
+        return None if self._predictor is None else self._predictor.weights
+
+    def _use(self, predictor: Predictor) -> None:
+        """Make this model the one the Draw tab uses, show it in the status bar and remember its file."""
+        self._predictor = predictor
+        weights = predictor.weights
+        self.draw_tab.set_predictor(predictor)
+        self.weights_label.setText(describe(weights))
+        self.weights_label.setToolTip(str(weights.path or ""))
+        self.save_action.setEnabled(True)
+        self.export_action.setEnabled(True)
+        from core import paths
+
+        is_default = weights.path is not None and Path(weights.path).resolve() == paths.DEFAULT_WEIGHTS.resolve()
+        self._settings.setValue("weights/last", "" if is_default or weights.path is None else str(weights.path))
+        self.model_ready.emit()
+
+    def _use_weights(self, weights: LoadedWeights) -> None:
+        from core.predict import Predictor
+
+        self._use(Predictor(weights))
+
+    def load_weights_file(self, path: str | Path) -> bool:
+        """The slot File > Load weights… calls; a bad file shows why and keeps the current model."""
+        from core.weights import WeightsError, load_weights
+
+        try:
+            weights = load_weights(path)
+        except WeightsError as exc:
+            self.show_message(f"Could not load the weights: {exc}. The current model stays in use.")
+            return False
+        self._previous = None
+        self.draw_tab.hide_notice()
+        self._use_weights(weights)
+        self.statusBar().showMessage(f"Loaded {weights.name}", 5000)
+        return True
+
+    @Slot()
+    def use_default_weights(self) -> bool:
+        from core import paths
+
+        return self.load_weights_file(paths.DEFAULT_WEIGHTS)
+
+    def save_weights_file(self, path: str | Path) -> bool:
+        """Save the weights in use (atomically) under a new name, which they then carry."""
+        from core.weights import save_weights
+
+        weights = self.current_weights()
+        if weights is None:
+            return False
+        try:
+            save_weights(path, weights.model, weights.arch, weights.arch_args, weights.normalization,
+                         weights.settings, weights.metrics)
+        except OSError as exc:
+            self.show_message(f"Could not save the weights to {path}: {exc.strerror or exc}")
+            return False
+        self._use_weights(replace(weights, path=Path(path)))  # the weights in use now carry the new name
+        self.statusBar().showMessage(f"Saved {Path(path).name}", 5000)
+        return True
+
+    def export_tutorial_file(self, path: str | Path) -> bool:
+        """Write a bare state_dict for the tutorial's own inference script (tutorial architecture only)."""
+        from core.weights import WeightsError, export_tutorial
+
+        weights = self.current_weights()
+        if weights is None:
+            return False
+        try:
+            export_tutorial(weights, path)
+        except WeightsError as exc:
+            self.show_message(f"Could not export: {exc}. Train with the \"tutorial\" preset to get weights its "
+                              "script can load.")
+            return False
+        except OSError as exc:
+            self.show_message(f"Could not write {path}: {exc.strerror or exc}")
+            return False
+        self.statusBar().showMessage(f"Exported {Path(path).name} for the tutorial's script", 5000)
+        return True
+
+    # ------------------------------------------------------------ images: file, drop, paste
+    def open_image_file(self, path: str | Path) -> bool:
+        """The slot File > Open image… calls; an unreadable file shows why and leaves the pad unchanged."""
+        from core.preprocess import ImageError, load_image
+
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            self.show_message(f"Could not open the image: {exc}")
+            return False
+        return self._show_image(image, Path(path).name)
+
+    def _show_image(self, image, name: str) -> bool:
+        from core.preprocess import to_gray
+
+        gray = to_gray(image)  # the core's own flattening of modes and transparency
+        if gray.size == 0:
+            self.show_message(f"Could not open the image: {name} is empty")
+            return False
+        self.tabs.setCurrentWidget(self.draw_tab)
+        self.draw_tab.pad.set_image(np.clip(np.round(gray), 0, 255).astype(np.uint8))
+        self.statusBar().showMessage(f"Opened {name}", 5000)
+        return True
+
+    def _show_qimage(self, image: QImage, name: str) -> bool:
+        from PIL import Image
+
+        from gui.qt_images import qimage_to_rgba
+
+        if image.isNull():
+            self.show_message(f"Could not open the image: the {name} holds no readable picture")
+            return False
+        return self._show_image(Image.fromarray(qimage_to_rgba(image)), name)  # (H, W, 4) uint8 -> RGBA
+
+    def _open_mime(self, mime: QMimeData, name: str) -> bool:
+        for url in mime.urls():
+            if url.isLocalFile():
+                path = url.toLocalFile()
+                if path.lower().endswith(WEIGHTS_SUFFIXES):
+                    return self.load_weights_file(path)
+                return self.open_image_file(path)
+        if mime.hasImage():
+            data = mime.imageData()  # a QImage, or a QPixmap from some sources
+            return self._show_qimage(data.toImage() if isinstance(data, QPixmap) else QImage(data), name)
+        return False
+
+    @Slot()
+    def paste_image(self) -> bool:
+        """Ctrl+V: an image (or an image file) from the clipboard."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None or not self._open_mime(mime, "pasted image"):
+            if mime is None or not (mime.hasImage() or mime.hasUrls()):
+                self.statusBar().showMessage("The clipboard holds no image", 5000)
+            return False
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        mime = event.mimeData()
+        if mime.hasImage() or any(url.isLocalFile() for url in mime.urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        event.acceptProposedAction()
+        self._open_mime(event.mimeData(), "dropped image")
+
+    # ------------------------------------------------------------ dialogs (thin: they call the slots above)
+    @Slot()
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", str(self._settings.value("dialogs/images", "")),
+                                              IMAGE_FILTER)
+        if path:
+            self._settings.setValue("dialogs/images", str(Path(path).parent))
+            self.open_image_file(path)
+
+    @Slot()
+    def load_weights_dialog(self) -> None:
+        from core import paths
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load weights", str(paths.user_weights_dir()), WEIGHTS_FILTER)
+        if path:
+            self.load_weights_file(path)
+
+    @Slot()
+    def save_weights_dialog(self) -> None:
+        from core import paths
+
+        weights = self.current_weights()
+        suggested = paths.user_weights_dir() / (weights.name if weights and weights.path else "weights.pt")
+        path, _ = QFileDialog.getSaveFileName(self, "Save weights as", str(suggested), WEIGHTS_FILTER)
+        if path:
+            self.save_weights_file(path)
+
+    @Slot()
+    def export_tutorial_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export for the tutorial script", "cnn_mnist.pth",
+                                              "PyTorch state_dict (*.pth);;All files (*)")
+        if path:
+            self.export_tutorial_file(path)
+
+    # ------------------------------------------------------------ messages
+    def show_message(self, text: str, title: str = APP_TITLE,
+                     icon: QMessageBox.Icon = QMessageBox.Icon.Warning) -> None:
+        """A non-modal message box (never blocks the caller); the text is kept for last_message()."""
+        if self._message_box is not None:
+            self._message_box.close()
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(self.on_message_box_finished)
+        self._message_box = box
+        self._messages.append(text)
+        box.show()
+        self.message_shown.emit(text)
+
+    def last_message(self) -> str | None:
+        return self._messages[-1] if self._messages else None
+
+    # ------------------------------------------------------------ slots
+    @Slot(object, str)
+    def on_loader_predictor_loaded(self, predictor: Predictor, notice: str) -> None:
+        self._use(predictor)
+        if notice:
+            self.show_message(notice)
+
+    @Slot(str)
+    def on_loader_loading_failed(self, message: str) -> None:
+        self.weights_label.setText("No model loaded")
+        self.draw_tab.set_predictor(None, "No model loaded")
+        self.show_message(message)
+
+    @Slot()
+    def on_loader_thread_finished(self) -> None:
+        self._loader_thread = self._loader = None
+        self.train_tab.form.populate()  # the core is imported by now, so filling the form is instant
+
+    @Slot(object)
+    def on_train_tab_weights_trained(self, weights: LoadedWeights) -> None:
+        self._previous = self.current_weights()
+        self._use_weights(weights)
+        self.draw_tab.show_notice(f"Now using the weights you just trained: {weights.name} "
+                                  f"(test accuracy {100 * weights.test_accuracy:.2f}%).",
+                                  can_go_back=self._previous is not None)
+        self.statusBar().showMessage(f"Training done: now using {weights.name}", 10000)
+
+    @Slot(str)
+    def on_train_tab_training_failed(self, message: str) -> None:
+        self.show_message(f"Training failed: {message} The current model stays in use.")
+
+    @Slot()
+    def on_draw_tab_previous_weights_requested(self) -> None:
+        if self._previous is None:
+            return
+        previous, self._previous = self._previous, None
+        self._use_weights(previous)
+        self.draw_tab.hide_notice()
+        self.statusBar().showMessage(f"Back to {previous.name}", 5000)
+
+    @Slot(int)
+    def on_tabs_current_changed(self, index: int) -> None:
+        drawing = self.tabs.widget(index) is self.draw_tab
+        self.undo_action.setEnabled(drawing)   # Esc, Delete and Ctrl+Z belong to the pad only on the Draw tab
+        self.clear_action.setEnabled(drawing)
+
+    @Slot(int)
+    def on_message_box_finished(self, result: int) -> None:
+        self._message_box = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._closed = True
+        self.train_tab.shutdown()  # stop the worker and join its thread before the window goes
+        if self._loader_thread is not None:
+            self._loader_thread.wait()  # loading cannot be interrupted, but it ends on its own
+        self._save_settings()
+        super().closeEvent(event)

@@ -1,0 +1,223 @@
+"""The Train tab: settings form, Train/Stop, progress with ETA, the live chart; runs a TrainWorker in a QThread."""
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout,
+                               QWidget)
+
+from gui.loss_chart import LossChart
+from gui.train_form import TrainForm
+from gui.train_worker import TrainProgress, TrainWorker
+
+if TYPE_CHECKING:
+    from core.training import EpochResult
+    from core.weights import LoadedWeights
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrainTab(QWidget):
+    """One run at a time; the GUI thread only updates widgets, the worker thread runs every batch."""
+
+    weights_trained = Signal(object)  # core.weights.LoadedWeights of the file just saved
+    training_failed = Signal(str)     # one readable sentence; the previous model stays
+    training_stopped = Signal(int)    # batches completed before Stop; nothing saved
+    training_ended = Signal()         # after any outcome, once the thread has finished
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.form = TrainForm()
+        self.train_button = QPushButton("Train")
+        self.train_button.setObjectName("trainButton")
+        self.train_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setEnabled(False)
+        self.stop_button.setToolTip("Stop after the current batch; nothing is saved")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("trainProgress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.stats = QLabel("Choose settings and press Train.")
+        self.stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # long text never widens
+        self.epochs_label = QLabel()
+        self.epochs_label.setWordWrap(True)
+        self.result = QLabel()
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.chart = LossChart()
+
+        settings_box = QGroupBox("Settings")
+        QVBoxLayout(settings_box).addWidget(self.form)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.stop_button)
+        left = QVBoxLayout()
+        left.addWidget(settings_box)
+        left.addLayout(buttons)
+        left.addWidget(self.epochs_label)
+        left.addStretch(1)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 2)
+        progress_row.addWidget(self.stats, 3)
+        right = QVBoxLayout()
+        right.addWidget(self.chart, 1)
+        right.addLayout(progress_row)
+        right.addWidget(self.result)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 0)
+        layout.addLayout(right, 1)
+
+        self._thread: QThread | None = None
+        self._worker: TrainWorker | None = None
+        self._stop_event: threading.Event | None = None
+        self._batches_done = 0
+        self._clock: tuple[float, int] | None = None  # (time, batches) at the first report: ETA reference
+        self.train_button.clicked.connect(self.on_train_button_clicked)
+        self.stop_button.clicked.connect(self.on_stop_button_clicked)
+
+    def is_training(self) -> bool:
+        return self._thread is not None
+
+    # ------------------------------------------------------------ start, stop, shut down
+    def start_training(self) -> bool:
+        """Start a run with the form's settings; False (and a message) when they cannot work."""
+        if self._thread is not None:
+            return False
+        from core import paths
+        from core.training import TrainingError
+
+        self.form.populate()
+        # leave one core to the GUI thread so drawing and the chart stay fluid while torch trains
+        settings = replace(self.form.settings(), threads=max(1, (os.cpu_count() or 2) - 1))
+        try:
+            settings.validate()
+        except TrainingError as exc:
+            self._show_failure(str(exc))
+            return False
+        self._worker = TrainWorker(settings, paths.user_weights_dir())
+        self._stop_event = self._worker.stop_event
+        self._thread = QThread()
+        self._thread.setObjectName("training")
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progress_changed.connect(self.on_worker_progress_changed)
+        self._worker.epoch_finished.connect(self.on_worker_epoch_finished)
+        self._worker.training_finished.connect(self.on_worker_training_finished)
+        self._worker.training_stopped.connect(self.on_worker_training_stopped)
+        self._worker.training_failed.connect(self.on_worker_training_failed)
+        # direct: the thread ends even while the GUI thread is blocked in wait() (closing the window)
+        self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.finished.connect(self.on_thread_finished)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._thread.finished.connect(self._thread.deleteLater)
+
+        self.chart.reset()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self._batches_done, self._clock = 0, None
+        self.stats.setText("Loading MNIST…")
+        self.epochs_label.clear()
+        self.result.clear()
+        self._set_running(True)
+        self._thread.start()
+        return True
+
+    def stop_training(self) -> None:
+        """Ask the run to stop; it does so before its next batch."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+            self.stats.setText("Stopping…")
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop a run and join its thread (the window is closing): no running thread outlives the window."""
+        if self._thread is None:
+            return
+        self._stop_event.set()
+        self._thread.quit()
+        self._thread.wait()
+
+    def _set_running(self, running: bool) -> None:
+        self.form.setEnabled(not running and self.form.is_populated())
+        self.train_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def _show_failure(self, message: str) -> None:
+        self.result.setText(f"<b>Training failed.</b> {html.escape(message)}")
+        self.training_failed.emit(message)
+
+    # ------------------------------------------------------------ slots
+    @Slot()
+    def on_train_button_clicked(self) -> None:
+        self.start_training()
+
+    @Slot()
+    def on_stop_button_clicked(self) -> None:
+        self.stop_training()
+
+    @Slot(object)
+    def on_worker_progress_changed(self, p: TrainProgress) -> None:
+        now = time.monotonic()
+        if self._clock is None:
+            self._clock = (now, p.batches_done - len(p.losses))
+        self._batches_done = p.batches_done
+        self.progress.setRange(0, p.total_batches)
+        self.progress.setValue(p.batches_done)
+        self.chart.add_losses(p.losses)
+        start_time, start_batches = self._clock
+        done_here = p.batches_done - start_batches
+        eta = (now - start_time) / done_here * (p.total_batches - p.batches_done) if done_here else 0.0
+        stopping = self._stop_event is not None and self._stop_event.is_set()
+        self.stats.setText("Stopping…" if stopping else
+                           "Testing on the 10,000 test images…" if p.batches_done == p.total_batches else
+                           f"Epoch {p.epoch + 1}/{p.epochs} · loss {p.loss:.4f} · "
+                           f"{p.samples_per_second:,.0f} samples/s · ETA {_duration(eta)}")
+
+    @Slot(object)
+    def on_worker_epoch_finished(self, epoch: EpochResult) -> None:
+        self.chart.add_epoch(self._batches_done, epoch.val_loss, epoch.val_accuracy)
+        line = f"Epoch {epoch.epoch + 1}: train loss {epoch.train_loss:.4f}"
+        if epoch.val_accuracy is not None:
+            line += f", validation loss {epoch.val_loss:.4f}, accuracy {100 * epoch.val_accuracy:.2f}%"
+        lines = [t for t in self.epochs_label.text().split("\n") if t][-4:]  # the last five epochs
+        self.epochs_label.setText("\n".join([*lines, line]))
+
+    @Slot(object)
+    def on_worker_training_finished(self, weights: LoadedWeights) -> None:
+        accuracy = weights.test_accuracy
+        self.stats.setText("Done.")
+        self.result.setText(f"<b>Test accuracy {100 * accuracy:.2f}%</b> on the 10,000 MNIST test images. "
+                            f"Saved as {html.escape(weights.name)} in {html.escape(str(weights.path.parent))}. "
+                            "The Draw tab now uses these weights.")
+        self.weights_trained.emit(weights)
+
+    @Slot(int)
+    def on_worker_training_stopped(self, batches: int) -> None:
+        self.stats.setText("Stopped.")
+        self.result.setText(f"Stopped after {batches:,} of {self.progress.maximum():,} batches. Nothing was saved; "
+                            "the Draw tab keeps its weights.")
+        self.training_stopped.emit(batches)
+
+    @Slot(str)
+    def on_worker_training_failed(self, message: str) -> None:
+        self.stats.setText("Failed.")
+        self._show_failure(message)
+
+    @Slot()
+    def on_thread_finished(self) -> None:
+        # the worker and thread are deleted by deleteLater: drop the Python references first
+        self._thread = self._worker = self._stop_event = None
+        self._set_running(False)
+        self.training_ended.emit()
