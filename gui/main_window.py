@@ -157,8 +157,6 @@ class MainWindow(QMainWindow):
         loader.loading_failed.connect(self.on_loader_loading_failed)
         loader.finished.connect(self._loader_thread.quit, Qt.ConnectionType.DirectConnection)
         self._loader_thread.finished.connect(self.on_loader_thread_finished)
-        self._loader_thread.finished.connect(loader.deleteLater)
-        self._loader_thread.finished.connect(self._loader_thread.deleteLater)
         self._loader = loader
         self._loader_thread.start()
 
@@ -380,6 +378,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def on_loader_thread_finished(self) -> None:
+        # Python owns the thread and loader (no deleteLater: two owners segfaulted); let the thread end, then drop them
+        if self._loader_thread is not None:
+            self._loader_thread.wait()
         self._loader_thread = self._loader = None
         self.train_tab.form.populate()  # the core is imported by now, so filling the form is instant
 

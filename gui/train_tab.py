@@ -120,8 +120,6 @@ class TrainTab(QWidget):
         # direct: the thread ends even while the GUI thread is blocked in wait() (closing the window)
         self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self.on_thread_finished)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._thread.finished.connect(self._thread.deleteLater)
 
         self.chart.reset()
         self.progress.setRange(0, 1)
@@ -217,7 +215,9 @@ class TrainTab(QWidget):
 
     @Slot()
     def on_thread_finished(self) -> None:
-        # the worker and thread are deleted by deleteLater: drop the Python references first
+        # Python owns both objects (no deleteLater: a second owner segfaults); the thread ends, then they go
+        if self._thread is not None:
+            self._thread.wait()
         self._thread = self._worker = self._stop_event = None
         self._set_running(False)
         self.training_ended.emit()

@@ -76,4 +76,4 @@ def tiny_settings(synthetic_mnist):
     from core.training import preset
 
     return preset("quick", data_dir=str(synthetic_mnist), arch="tutorial", arch_args={}, epochs=2, batch_size=20,
-                  device="cpu", lr=3e-3)
+                  device="cpu", lr=3e-3, val_fraction=0.1)
