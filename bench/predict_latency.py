@@ -38,7 +38,7 @@ model = nn.Sequential(
     nn.Flatten(),
     nn.Linear(16*5*5, 10)
 )
-model.load_state_dict(torch.load(sys.argv[1]))
+model.load_state_dict(torch.load(sys.argv[1], weights_only=True))  # the default since torch 2.6, made explicit
 model.eval()
 transform = transforms.Compose([
     transforms.Grayscale(num_output_channels=1),

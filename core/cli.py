@@ -155,8 +155,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except OSError as exc:
         return _fail(f"could not write {args.out}: {exc}", EXIT_FAILED)
-    print(f"wrote {out}: a bare state_dict that the tutorial's inference script loads with "
-          "model.load_state_dict(torch.load(...))")
+    print(f"wrote {out}: a bare state_dict that the tutorial's inference script loads unchanged")
     return EXIT_OK
 
 
