@@ -45,6 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "arch": args.arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "optimizer": args.optimizer, "augment": args.augment, "seed": args.seed, "device": args.device,
+        "precision": args.precision,
         "data_dir": args.data, "val_fraction": args.val_share, "threads": args.threads,
     }.items() if v is not None}
     if args.arch and args.arch != preset(args.preset).arch:
@@ -175,7 +176,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from core.models import ARCHITECTURES
-    from core.training import DEVICES, OPTIMIZERS, PRESETS
+    from core.training import DEVICES, OPTIMIZERS, PRECISIONS, PRESETS
 
     parser = argparse.ArgumentParser(prog="main.py", description="Handwritten-digit recognizer. "
                                      "Without a command, opens the desktop app.")
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
     t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
     t.add_argument("--device", choices=list(DEVICES))
+    t.add_argument("--precision", choices=list(PRECISIONS),
+                   help="fp32, bf16 autocast, or auto = bf16 where the hardware has it (default: the preset's)")
     t.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

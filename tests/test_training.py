@@ -7,7 +7,9 @@ import torch
 
 from core.augment import augment
 from core.data import load_mnist
-from core.training import PRESETS, TrainingError, TrainSettings, evaluate, preset, select_device, train
+from core.models import build_model
+from core.training import (PRESETS, TrainingError, TrainSettings, autocast_dtype, evaluate, inference_model, preset,
+                           select_device, train)
 
 
 def test_training_learns_and_reports_every_batch_and_epoch(tiny_settings):
@@ -44,7 +46,7 @@ def test_diverging_loss_is_a_readable_error(tiny_settings):
 
 @pytest.mark.parametrize("field,value,message", [
     ("epochs", 0, "epochs"), ("optimizer", "lbfgs", "optimizer"), ("val_fraction", 1.5, "validation"),
-    ("arch", "nope", "architecture"), ("device", "tpu", "device")])
+    ("arch", "nope", "architecture"), ("device", "tpu", "device"), ("precision", "fp8", "precision")])
 def test_bad_settings_are_named(tiny_settings, field, value, message):
     with pytest.raises(TrainingError, match=message):
         train(replace(tiny_settings, **{field: value}))
@@ -99,3 +101,29 @@ def test_pen_digits_are_balanced_reproducible_and_mnist_framed():
     assert torch.equal(images, again) and labels.tolist() == list(range(10)) * 3
     assert images.dtype == torch.uint8 and images.shape == (30, 28, 28)
     assert (images.flatten(1).amax(1) == 255).all() and (images[:, 0].amax(1) == 0).all()  # ink high, margins empty
+
+
+def test_precision_bf16_trains_and_auto_follows_the_hardware(tiny_settings, monkeypatch):
+    result = train(replace(tiny_settings, precision="bf16"))
+    assert result.test.accuracy > 0.9                              # autocast trains; the weights stay fp32
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) == torch.bfloat16
+    monkeypatch.setattr("core.training.native_bf16", lambda device: False)
+    assert autocast_dtype("auto", cpu) is None                     # no emulated bf16 where it would be slower
+    monkeypatch.setattr("core.training.native_bf16", lambda device: True)
+    assert autocast_dtype("auto", cpu) == torch.bfloat16
+
+
+def test_inference_model_folds_batchnorm_without_changing_outputs():
+    torch.manual_seed(0)
+    model = build_model("fastnet", width=8)
+    model.train()
+    for _ in range(3):  # move the running statistics away from their initial values
+        model(torch.rand(64, 1, 28, 28) * 3)
+    x = torch.rand(32, 1, 28, 28)
+    folded = inference_model(model)
+    assert not model.training and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-4)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
