@@ -13,6 +13,9 @@ BOX = 20                 # MNIST: the digit's longer side fits a 20x20 box
 SIZE = 28                # ...centred by centre of mass in 28x28
 MIN_CONTRAST = 32.0      # ink must differ from the paper by this much (0-255) to count as ink
 NOISE_FLOOR = 0.2        # below this share of the darkest ink, a pixel is paper (shadows, sensor noise)
+# Mean stroke width (px at 28x28) above which strokes are thinned: ~MNIST's 90th percentile (its median is 2.0).
+# Fat markers, blurry photos and upsampled low-resolution scans otherwise read as other digits (bench/README.md).
+STROKE_WIDTH_LIMIT = 2.8
 
 
 class ImageError(Exception):
@@ -82,8 +85,28 @@ def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()])
 
 
+def stroke_width(image: np.ndarray) -> float:
+    """Mean stroke width in px of an ink-high image in [0, 1]: 2 x area / perimeter of its ink (> 0.5) mask."""
+    ink = image > 0.5
+    perimeter = int((ink[1:] != ink[:-1]).sum() + (ink[:, 1:] != ink[:, :-1]).sum())
+    return 2.0 * float(ink.sum()) / max(perimeter, 1)
+
+
+def thin_fat_strokes(image: np.ndarray) -> np.ndarray:
+    """Erode strokes wider than STROKE_WIDTH_LIMIT toward it (a partial 3x3 grey erosion); others are untouched."""
+    excess = (stroke_width(image) - STROKE_WIDTH_LIMIT) / 2  # a full 3x3 erosion takes ~2 px off the width
+    if excess <= 0:
+        return image
+    h, w = image.shape
+    padded = np.pad(image, 1, mode="edge")
+    eroded = np.min([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=0)
+    thinned = image + min(excess, 1.0) * (eroded - image)
+    return thinned / max(float(thinned.max()), 1e-6)  # the darkest ink stays at full strength, as in MNIST
+
+
 def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, float] = (0.0, 1.0)) -> Preprocessed:
-    """MNIST recipe: gray, ink high (polarity from the border), crop to ink, longer side 20 px, centre of mass at centre."""
+    """MNIST recipe: gray, ink high (polarity from the border), crop to ink, longer side 20 px, centre of mass at
+    centre; then strokes far fatter than MNIST's are thinned."""
     gray = to_gray(image)
     if gray.size == 0:
         return Preprocessed(None, None)
@@ -111,6 +134,7 @@ def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, floa
     top = int(np.clip(round((SIZE - 1) / 2 - com_y), 0, SIZE - new_h))
     left = int(np.clip(round((SIZE - 1) / 2 - com_x), 0, SIZE - new_w))
     canvas[top:top + new_h, left:left + new_w] = small
+    canvas = thin_fat_strokes(canvas)
     image28 = np.round(canvas * 255).astype(np.uint8)
     mean, std = normalization
     tensor = (torch.from_numpy(image28).float().div(255.0).sub(mean).div(std)).unsqueeze(0)  # (1, 28, 28)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core.preprocess import ImageError, load_image, preprocess
+from core.preprocess import STROKE_WIDTH_LIMIT, ImageError, load_image, preprocess, stroke_width
 
 SEVEN = [(0.2, 0.15), (0.8, 0.15), (0.45, 0.9)]  # a 7 as one pen path in a unit box
 
@@ -45,6 +45,17 @@ def test_polarity_position_and_canvas_size_do_not_matter():
         out = preprocess(img).image28.astype(int)
         assert_mnist_framed(out.astype(np.uint8))
         assert np.abs(out - reference).mean() < 20                       # essentially the same picture
+
+
+def test_fat_strokes_are_thinned_toward_mnist_and_normal_ones_are_left_alone(monkeypatch):
+    normal, fat = draw(SEVEN, width=12), draw(SEVEN, width=34)  # a pen (~2 px at 28x28, like MNIST) and a marker
+    kept, thinned = preprocess(normal).image28, preprocess(fat).image28
+    monkeypatch.setattr("core.preprocess.STROKE_WIDTH_LIMIT", 1e9)  # the same recipe without thinning
+    assert np.array_equal(preprocess(normal).image28, kept)      # normal strokes are untouched
+    unthinned = preprocess(fat).image28
+    assert stroke_width(unthinned / 255) > STROKE_WIDTH_LIMIT + 1  # the marker is far fatter than MNIST...
+    assert stroke_width(thinned / 255) <= STROKE_WIDTH_LIMIT + 0.5  # ...and comes out near MNIST's range
+    assert_mnist_framed(thinned)                                   # still an MNIST-framed digit
 
 
 @pytest.mark.parametrize("convert", [
