@@ -98,11 +98,25 @@ class DrawTab(QWidget):
         elif self._predictor is None:
             self.bars.clear_prediction(self._no_model_message)
         else:
-            prediction = self._predictor.predict(image)
+            prediction = self._predict_single_threaded(image)
             if prediction.digit is None:
                 self.bars.clear_prediction("Nothing to recognize: no ink stands out from the paper")
             else:
                 self.bars.set_prediction(prediction.probabilities, prediction.image28)
+
+    def _predict_single_threaded(self, image):
+        """One image on one torch thread: a second thread saves ~5% on idle cores, but while another program (or a
+        training) keeps them busy it waits at every op's barrier: with one other training on 2 cores, stroke end to
+        bars took ~125 ms instead of ~6 ms (bench/gui_responsiveness.py). Changes this thread's setting for this call
+        only (torch's thread count is per thread, and new threads take the last one set)."""
+        import torch  # already loaded: there is a predictor
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._predictor.predict(image)
+        finally:
+            torch.set_num_threads(threads)
 
     # ------------------------------------------------------------ notice after training
     def show_notice(self, text: str, can_go_back: bool) -> None:

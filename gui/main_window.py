@@ -1,6 +1,7 @@
 """The main window: Draw and Train tabs, menus, weights management, messages, drag-and-drop and remembered settings."""
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -383,6 +384,11 @@ class MainWindow(QMainWindow):
             self._loader_thread.wait()
         self._loader_thread = self._loader = None
         self.train_tab.form.populate()  # the core is imported by now, so filling the form is instant
+        if gc.get_freeze_count() == 0:
+            # Qt, pyqtgraph, torch and the model (~230k objects) live as long as the app: out of the collector's
+            # reach, a full collection (it pauses every Python thread, the GUI's too) while training on 2 busy cores
+            # takes ~25-45 ms instead of 80-170 ms (bench/gui_responsiveness.py). Once per process.
+            gc.freeze()
 
     @Slot(object)
     def on_train_tab_weights_trained(self, weights: LoadedWeights) -> None:

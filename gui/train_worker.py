@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 if TYPE_CHECKING:
     from core.training import BatchProgress, EpochResult, TrainSettings
 
-MIN_INTERVAL = 0.05  # seconds between progress signals: <= 20 updates/s however fast the batches are
+MIN_INTERVAL = 0.1  # seconds between progress signals: <= 10 updates/s however fast the batches are
 
 
 @dataclass
