@@ -1,7 +1,6 @@
 """Digits drawn on the pad with mouse drags, in every pen hand, size, place and brush: the shipped weights read them."""
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -11,15 +10,11 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
-from core import paths  # noqa: E402
 from core.pen_digits import VARIANTS, jittered_polylines  # noqa: E402
 from gui.drawing_pad import UNITS  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
-
-TIMEOUT = 60_000  # ms to load the model; generous for 2 busy cores, never reached when things work
+from tests.gui_support import draw, private_qsettings, settings, trained_window  # noqa: E402,F401
 
 # ---------------------------------------------------------------- what is drawn
 SEED = 7
@@ -74,67 +69,6 @@ def plan(seed: int = SEED) -> list[Drawing]:
             hand = variant.name + (" (held out)" if variant.heldout else "")
             drawings.append(Drawing(digit, hand, size, place, brush, strokes))
     return drawings
-
-
-# ---------------------------------------------------------------- drawing with the mouse (as in test_gui_app.py)
-def densify(points, step=0.01):
-    """Mouse events every ~1% of the paper, as a real drag produces."""
-    out = [points[0]]
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        n = max(1, int(math.hypot(x1 - x0, y1 - y0) / step))
-        out += [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(1, n + 1)]
-    return out
-
-
-def to_widget(pad, point) -> QPoint:
-    rect = pad.canvas_rect()
-    return QPoint(round(rect.x() + point[0] * rect.width()), round(rect.y() + point[1] * rect.height()))
-
-
-def press_and_move(pad, points):
-    points = densify(points)
-    QTest.mousePress(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, to_widget(pad, points[0]))
-    for p in points[1:]:
-        QTest.mouseMove(pad, to_widget(pad, p))
-    return points[-1]
-
-
-def release(pad, point):
-    QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, to_widget(pad, point))
-
-
-def draw(pad, strokes):
-    for stroke in strokes:
-        release(pad, press_and_move(pad, stroke))
-
-
-# ---------------------------------------------------------------- the app as it starts
-@pytest.fixture
-def one_torch_thread():
-    """Predictions on one thread: on a shared 2-core machine two threads can take ~170 ms a prediction instead of ~3
-    (bench/README.md, prediction latency); the answers are the same, only the test's run time would swing."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def trained_window(qtbot, tmp_path, one_torch_thread) -> MainWindow:
-    """A real window with the shipped default weights, as at first start; its settings in this test's folder."""
-    if not paths.DEFAULT_WEIGHTS.is_file():
-        pytest.skip(f"the shipped default weights are missing ({paths.DEFAULT_WEIGHTS})")
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("weights/last", "")
-    window = MainWindow(settings)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(window.is_model_ready, timeout=TIMEOUT)
-    return window
 
 
 def test_mouse_drawn_digits_are_recognized(qtbot, trained_window):
