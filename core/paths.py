@@ -25,3 +25,8 @@ def mnist_dir() -> Path:
 def user_weights_dir() -> Path:
     """Where trained weights are saved by default."""
     return user_data_dir() / "weights"
+
+
+def samples_dir() -> Path:
+    """The user's own digit samples, in ImageFolder layout (samples/<digit>/<timestamp>.png)."""
+    return user_data_dir() / "samples"
