@@ -5,7 +5,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -169,13 +169,13 @@ def check_writable_target(path: Path) -> None:
         raise OSError(f"{path} exists and is not a regular file; not replacing it")
 
 
-def write_temp_png(picture: Image.Image, path: Path) -> Path:
-    """Write the PNG to a hidden temp file beside `path` (flushed, fsynced, normal permissions); the caller
+def write_temp(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write a hidden temp file beside `path` with `write(file)` (flushed, fsynced, normal permissions); the caller
     renames it onto `path`. The temp file is removed if anything fails."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            picture.save(f, format="PNG")
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -185,6 +185,10 @@ def write_temp_png(picture: Image.Image, path: Path) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return Path(tmp_name)
+
+
+def write_temp_png(picture: Image.Image, path: Path) -> Path:
+    return write_temp(path, lambda f: picture.save(f, format="PNG"))
 
 
 def save_png(picture: Image.Image, path: Path | str) -> Path:
