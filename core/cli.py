@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", choices=list(ARCHITECTURES), default="digitnet")
     s.add_argument("--weights", metavar="PATH", help="summarize the model in this weights file instead")
     s.set_defaults(func=cmd_summary)
+    from core.cli_explain import add_explain_parser; add_explain_parser(sub)  # noqa: E702 (explain: core/cli_explain.py)
     return parser
 
 
