@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", metavar="PATH", help="summarize the model in this weights file instead")
     s.set_defaults(func=cmd_summary)
     from core.cli_explain import add_explain_parser; add_explain_parser(sub)  # noqa: E702 (explain: core/cli_explain.py)
+    from core.cli_finetune import add_finetune_parser; add_finetune_parser(sub)  # noqa: E702 (core/cli_finetune.py)
     return parser
 
 

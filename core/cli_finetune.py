@@ -1,0 +1,113 @@
+"""The `finetune` command: teach the weights in use the user's own handwriting from a samples folder (ImageFolder layout)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core import paths
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _rounded(numbers: dict | None) -> dict | None:
+    if numbers is None:
+        return None
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in numbers.items()}
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from core.finetune import FinetuneError, FinetuneSettings, check_output, finetune, save_finetuned
+    from core.samples import SamplesError, load_samples
+    from core.weights import WeightsError, load_default_weights, load_weights
+
+    try:
+        base = load_weights(args.weights) if args.weights else load_default_weights()
+    except WeightsError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None:
+        try:
+            check_output(out, base)  # before the work, so a refused --out costs nothing
+        except FinetuneError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+    folder = Path(args.samples).expanduser() if args.samples else paths.samples_dir()
+    try:
+        samples = load_samples(folder, base.normalization)
+    except SamplesError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    for path, reason in samples.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+
+    bar = None
+
+    def on_progress(p) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=p.total, unit="step", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+        bar.update(1)
+        bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
+
+    settings = FinetuneSettings(seed=args.seed) if args.seed is not None else FinetuneSettings()
+    try:
+        result = finetune(base, samples, settings, data_dir=args.data, download=args.download, on_progress=on_progress)
+    except FinetuneError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted; no weights were saved", 130)
+    finally:
+        if bar is not None:
+            bar.close()
+    try:
+        written = save_finetuned(result, base, out)
+    except FinetuneError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _fail(f"could not save weights to {out or 'the weights folder'}: {exc}", EXIT_FAILED)
+
+    if args.json:
+        print(json.dumps({"weights": str(written), "base": base.name, "samples": result.samples,
+                          "held_out": _rounded(result.held_out), "mnist_test": _rounded(result.mnist_test),
+                          "seconds": round(result.seconds, 2)}))
+        return EXIT_OK
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    held = result.held_out
+    print(f"fine-tuned {base.name} ({base.arch}) on {result.trained_on} of your {result.samples} samples "
+          f"in {result.seconds:.1f} s")
+    if held:
+        print(f"your held-out samples ({held['n']}): {_percent(held['before'])} -> {_percent(held['after'])}")
+    if result.mnist_test:
+        print(f"MNIST test: {_percent(result.mnist_test['before'])} -> {_percent(result.mnist_test['after'])}")
+    else:
+        print("MNIST test: unknown (MNIST not found)")
+    print(f"weights saved to {written}")
+    return EXIT_OK
+
+
+def add_finetune_parser(sub) -> None:
+    """Register `finetune` on the main parser's subcommands."""
+    f = sub.add_parser("finetune", help="teach the weights your own handwriting from a folder of your samples")
+    f.add_argument("samples", nargs="?", metavar="SAMPLES_DIR",
+                   help=f"ImageFolder layout, subfolders 0-9 (default: {paths.samples_dir()})")
+    f.add_argument("--weights", metavar="BASE", help="weights to start from (default: the shipped default weights)")
+    f.add_argument("--data", metavar="DIR", help=f"MNIST folder for replay and testing (default: {paths.mnist_dir()})")
+    f.add_argument("--download", action="store_true", help="download MNIST through torchvision if it is missing")
+    f.add_argument("--out", metavar="PATH",
+                   help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
+    f.add_argument("--seed", type=int, help="seeds the held-out split, batch order and augmentation (default 0)")
+    f.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_finetune)

@@ -1,0 +1,318 @@
+"""Fine-tuning the weights in use on the user's own samples without forgetting MNIST: held-out split, replay, before/after.
+
+The recipe: a copy of the base model, BatchNorm statistics frozen (a batch of a few user samples would skew them),
+batches that mix the user's samples (oversampled, augmented) with MNIST training images (replay), and on the replay
+part a pull toward the base model's own outputs (distillation, "learning without forgetting"). Accuracy before and
+after is measured on a stratified held-out share of the samples and on the MNIST test set.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import augment as augmentation
+from core import paths
+from core.data import DataError, MnistData, load_mnist, to_float
+from core.settings import DEVICES
+from core.training import evaluate, inference_model, normalize, select_device
+from core.weights import save_weights
+
+if TYPE_CHECKING:
+    from core.samples import SampleSet
+    from core.weights import LoadedWeights
+
+
+class FinetuneError(Exception):
+    """Fine-tuning could not run or its result cannot be saved; the message says why in plain words."""
+
+
+@dataclass
+class FinetuneSettings:
+    """Everything that defines a fine-tune; the defaults are the measured recipe (bench/finetune.py)."""
+
+    steps: int = 60                  # optimizer steps, one batch each
+    lr: float = 5e-4                 # AdamW learning rate at the start, cosine-decayed to 0
+    batch_size: int = 64             # images per step: the user's samples and MNIST replay together
+    replay_share: float = 0.5        # share of each batch drawn from MNIST's training images (0 = no replay)
+    distill_weight: float = 1.0      # pull the replay outputs toward the base model's (0 = plain replay)
+    held_out_share: float = 0.2      # share of each digit's samples kept back to measure before/after (0 = none)
+    min_held_out_samples: int = 20   # with fewer samples than this, all are trained on and none held out
+    augment_strength: float = 0.7    # core.augment on the user's samples each step (0 = none)
+    seed: int = 0                    # held-out split, batch order, augmentation and dropout
+    device: str = "auto"             # auto | cpu | cuda | mps
+    threads: int | None = None       # torch intra-op threads while fine-tuning; None = as they are
+    reuse_recorded_mnist: bool = True  # MNIST "before" = the test accuracy the base file records, if any (saves a pass)
+
+    def validate(self) -> None:
+        """Raise FinetuneError naming the first setting that cannot work."""
+        checks = [
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "learning rate must be a positive number"),
+            (self.batch_size >= 2, "batch size must be at least 2"),
+            (0 <= self.replay_share < 1, "replay share must be in [0, 1)"),
+            (self.distill_weight >= 0 and math.isfinite(self.distill_weight), "distillation weight cannot be negative"),
+            (0 <= self.held_out_share < 1, "held-out share must be in [0, 1)"),
+            (self.min_held_out_samples >= 2, "the minimum for a held-out split must be at least 2 samples"),
+            (self.augment_strength >= 0, "augmentation strength cannot be negative"),
+            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+            (self.threads is None or self.threads >= 1, "threads must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FinetuneError(message)
+
+
+@dataclass
+class FinetuneProgress:
+    step: int    # 1-based: steps done
+    total: int
+    loss: float
+
+
+@dataclass
+class FinetuneResult:
+    model: nn.Module                    # on the CPU, eval mode; the base model is untouched
+    arch: str
+    arch_args: dict
+    normalization: tuple[float, float]
+    samples: int                        # samples used (trained on + held out)
+    held_out: dict | None               # {"n", "before", "after"}; None when too few samples (see notes)
+    mnist_test: dict | None             # {"before", "after"}; None when MNIST was not available
+    notes: list[str]                    # plain sentences for the user
+    seconds: float
+    stopped: bool
+    settings: FinetuneSettings = field(default_factory=FinetuneSettings)
+    trained_on: int = 0                 # samples trained on (the rest were held out)
+    steps_done: int = 0
+    timings: dict = field(default_factory=dict)  # seconds by phase: data, before, train, after
+
+
+def held_out_split(labels: torch.Tensor, share: float, min_samples: int, seed: int
+                   ) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+    """Indices (train, held out), the same share of every digit held out, each digit keeping one to train on;
+    a note when nothing could be held out."""
+    n = len(labels)
+    everything, nothing = torch.arange(n), torch.zeros(0, dtype=torch.long)
+    if share == 0:
+        return everything, nothing, "no samples were held out (held-out share 0), so accuracy on them is not measured"
+    if n < min_samples:
+        return everything, nothing, (f"only {n} samples: all were used for training and none held out to measure "
+                                     f"accuracy on your handwriting (that needs at least {min_samples})")
+    generator = torch.Generator().manual_seed(seed)
+    train_parts, held_parts = [], []
+    for digit in range(10):
+        members = torch.nonzero(labels == digit).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_held = min(round(len(members) * share), len(members) - 1) if len(members) >= 2 else 0
+        held_parts.append(members[:n_held])
+        train_parts.append(members[n_held:])
+    held = torch.cat(held_parts).sort().values
+    if len(held) == 0:
+        return everything, nothing, ("too few samples of each digit to hold some out: all were used for training, "
+                                     "so accuracy on your handwriting is not measured")
+    return torch.cat(train_parts).sort().values, held, None
+
+
+def _freeze_batchnorm(model: nn.Module) -> None:
+    """Train mode for the model (dropout on) but BatchNorm keeps the base model's running statistics."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def _load_replay(data_dir: str | Path | None, download: bool, notes: list[str]) -> MnistData | None:
+    try:
+        return load_mnist(data_dir, val_fraction=0.0, download=download)
+    except DataError as exc:
+        where = Path(data_dir).expanduser() if data_dir else paths.mnist_dir()
+        reason = "not found" if "not found" in str(exc) else f"unusable ({exc})"
+        notes.append(f"MNIST {reason} in {where}: fine-tuned without replay, so it could not guard against "
+                     "forgetting, and MNIST test accuracy is unknown")
+        return None
+
+
+def finetune(base: "LoadedWeights", samples: "SampleSet", settings: FinetuneSettings | None = None,
+             data_dir: str | Path | None = None, download: bool = False,
+             on_progress: Callable[[FinetuneProgress], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
+    """Fine-tune a copy of `base` on `samples` (MNIST replay from `data_dir` when found); `should_stop()` each step."""
+    settings = settings or FinetuneSettings()
+    settings.validate()
+    if len(samples) == 0:
+        raise FinetuneError("there are no samples to fine-tune on")
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    threads_before = torch.get_num_threads()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    try:
+        device = select_device(settings.device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(settings.seed)  # dropout draws from the global generator; fork_rng restores it after
+            result = _finetune(base, samples, settings, device, data_dir, download, on_progress, should_stop,
+                               notes, timings)
+    finally:
+        torch.set_num_threads(threads_before)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, data_dir, download, on_progress,
+              should_stop, notes: list[str], timings: dict[str, float]) -> FinetuneResult:
+    tick = time.perf_counter()
+    images = torch.from_numpy(samples.images).to(torch.uint8)     # (N, 28, 28)
+    labels = torch.from_numpy(samples.labels).to(torch.long)      # (N,)
+    train_idx, held_idx, note = held_out_split(labels, settings.held_out_share, settings.min_held_out_samples,
+                                               settings.seed)
+    if note:
+        notes.append(note)
+    mnist = _load_replay(data_dir, download, notes)
+    norm = base.normalization
+    model = copy.deepcopy(base.model).to(device)
+    timings["data"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    held_before = evaluate(model, images[held_idx], labels[held_idx], norm, device).accuracy if len(held_idx) else None
+    mnist_before = None
+    if mnist is not None:
+        recorded = base.metrics.get("test_accuracy") if settings.reuse_recorded_mnist else None
+        mnist_before = (float(recorded) if isinstance(recorded, (int, float)) and 0 <= recorded <= 1 else
+                        evaluate(model, mnist.test_images, mnist.test_labels, norm, device).accuracy)
+    timings["before"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    model, steps_done, stopped = _train(model, images[train_idx], labels[train_idx], mnist, settings, norm, device,
+                                        on_progress, should_stop)
+    timings["train"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    held_out = mnist_test = None
+    if len(held_idx):
+        after = None if stopped else evaluate(model, images[held_idx], labels[held_idx], norm).accuracy
+        held_out = {"n": len(held_idx), "before": held_before, "after": after}
+    if mnist is not None:
+        after = None if stopped else evaluate(model, mnist.test_images, mnist.test_labels, norm).accuracy
+        mnist_test = {"before": mnist_before, "after": after}
+    if stopped:
+        notes.append(f"stopped after {steps_done} of {settings.steps} steps: accuracy after was not measured")
+    timings["after"] = time.perf_counter() - tick
+    return FinetuneResult(model, base.arch, dict(base.arch_args), norm, len(samples), held_out, mnist_test, notes,
+                          0.0, stopped, settings, len(train_idx), steps_done, timings)
+
+
+def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: MnistData | None,
+           settings: FinetuneSettings, norm: tuple[float, float], device: torch.device,
+           on_progress, should_stop) -> tuple[nn.Module, int, bool]:
+    """The fine-tuning loop; returns the model (CPU, eval mode), steps done and whether it was stopped."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    n_replay = round(settings.batch_size * settings.replay_share) if mnist is not None else 0
+    n_user = settings.batch_size - n_replay
+    teacher = None
+    if n_replay and settings.distill_weight > 0:
+        teacher = inference_model(copy.deepcopy(model))  # the base model, BatchNorm folded: cheaper forward passes
+    channels_last = device.type == "cpu"  # faster convolutions and pooling on CPUs (see core/training.py)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
+    _freeze_batchnorm(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
+    order = torch.zeros(0, dtype=torch.long)
+    steps_done, stopped = 0, False
+    for step in range(settings.steps):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        while len(order) < n_user:  # oversampling: reshuffled passes over the samples, each seen equally often
+            order = torch.cat([order, torch.randperm(len(images), generator=generator)])
+        idx, order = order[:n_user], order[n_user:]
+        x = augmentation.augment(to_float(images[idx]), settings.augment_strength, generator)  # (U, 1, 28, 28)
+        y = labels[idx]
+        if n_replay:
+            replay = torch.randint(len(mnist.train_images), (n_replay,), generator=generator)
+            x = torch.cat([x, to_float(mnist.train_images[replay])])  # (U + R, 1, 28, 28)
+            y = torch.cat([y, mnist.train_labels[replay]])
+        x = normalize(x, norm).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y.to(device))
+        if teacher is not None:
+            with torch.no_grad():
+                target = F.log_softmax(teacher(x[n_user:]), dim=1)
+            loss = loss + settings.distill_weight * F.kl_div(F.log_softmax(logits[n_user:], dim=1), target,
+                                                             log_target=True, reduction="batchmean")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise FinetuneError(f"the loss became {loss_value} at step {step + 1}: the learning rate is probably too high")
+        steps_done = step + 1
+        if on_progress is not None:
+            on_progress(FinetuneProgress(steps_done, settings.steps, loss_value))
+    return model.to("cpu", memory_format=torch.contiguous_format).eval(), steps_done, stopped
+
+
+def _same_file(a: Path, b: Path | None) -> bool:
+    if b is None:
+        return False
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def default_output(arch: str) -> Path:
+    """A new file name in the per-user weights folder: finetuned-<arch>-<time>.pt (with -1, -2... if taken)."""
+    stem = f"finetuned-{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = paths.user_weights_dir()
+    for n in range(1000):
+        candidate = folder / f"{stem}{f'-{n}' if n else ''}.pt"
+        if not candidate.exists():
+            return candidate
+    raise FinetuneError(f"could not find a free file name in {folder}")
+
+
+def check_output(out: Path, base: "LoadedWeights") -> None:
+    """FinetuneError if `out` is the shipped default weights, the base file, or not a writable regular file."""
+    if _same_file(out, paths.DEFAULT_WEIGHTS):
+        raise FinetuneError(f"{out} is the shipped default weights; they are never overwritten, choose another file")
+    if _same_file(out, base.path):
+        raise FinetuneError(f"{out} is the file being fine-tuned; choose another file, so the original stays")
+    if out.exists() and not out.is_file():
+        raise FinetuneError(f"{out} exists and is not a regular file")
+    if out.exists() and not out.stat().st_mode & 0o222:
+        raise FinetuneError(f"{out} is write-protected")
+
+
+def save_finetuned(result: FinetuneResult, base: "LoadedWeights", out: Path | str | None = None) -> Path:
+    """Write the fine-tuned weights (default: a new file in the per-user weights folder); never over the shipped
+    defaults or the base file. Raises FinetuneError for those, OSError if writing fails."""
+    if result.stopped:
+        raise FinetuneError("the fine-tune was stopped before it finished; there is nothing to save")
+    out = Path(out).expanduser() if out is not None else default_output(result.arch)
+    check_output(out, base)
+    held, mnist = result.held_out or {}, result.mnist_test or {}
+    metrics = {
+        "test_accuracy": mnist.get("after"), "test_accuracy_before": mnist.get("before"),
+        "held_out_accuracy": held.get("after"), "held_out_before": held.get("before"), "held_out_n": held.get("n"),
+        "finetune_samples": result.samples, "train_seconds": round(result.seconds, 2),
+    }
+    settings = {
+        "preset": "fine-tuned", "arch": result.arch, "arch_args": dict(result.arch_args),
+        "finetuned_from": base.name, "base_path": str(base.path) if base.path else None,
+        "base_preset": base.settings.get("preset"), "finetune": asdict(result.settings), "notes": list(result.notes),
+    }
+    return save_weights(out, result.model, result.arch, result.arch_args, result.normalization, settings, metrics)
