@@ -21,7 +21,8 @@ def add_explain_parser(sub: argparse._SubParsersAction) -> None:
                                        "which pixels decided the answer")
     e.add_argument("image", metavar="IMAGE")
     e.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
-    e.add_argument("--out", metavar="DIR", required=True, help="folder for the PNGs and explain.json (created if missing)")
+    e.add_argument("--out", metavar="DIR", required=True,
+                   help="folder for the PNGs and explain.json (created if missing)")
     e.add_argument("--target", type=int, choices=range(10), metavar="D",
                    help="explain this digit instead of the predicted one (\"why not 7?\")")
     e.add_argument("--method", choices=list(ATTRIBUTION_METHODS), default=DEFAULT_METHOD,
@@ -115,7 +116,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if explanation is None:
         return _fail(f"nothing to explain: {args.image} is blank (no ink found)", EXIT_FAILED)
     if not all(math.isfinite(p) for p in explanation.probabilities):
-        return _fail(f"{weights.name} gives non-finite outputs (NaN or infinite weights); it cannot be used", EXIT_USAGE)
+        return _fail(f"{weights.name} gives non-finite outputs (NaN or infinite weights); it cannot be used",
+                     EXIT_USAGE)
     pictures = _pictures(explanation, weights.model)
     report = _report(explanation, weights, args.image, [*pictures, "explain.json"])
     try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -118,7 +119,7 @@ def _grid(cells: list[Image.Image], title: str, legend: Image.Image, legend_left
     return sheet
 
 
-def feature_grid_image(layer: "LayerMaps", cell: int = 56) -> Image.Image:
+def feature_grid_image(layer: LayerMaps, cell: int = 56) -> Image.Image:
     """One layer's maps as a labelled grid on the layer's shared scale (0 .. its largest value)."""
     top = float(np.nan_to_num(layer.maps).max(initial=0.0))
     low = float(np.nan_to_num(layer.maps).min(initial=0.0))
@@ -204,7 +205,7 @@ def save_png(picture: Image.Image, path: Path | str) -> Path:
     return path
 
 
-def feature_grid_png(layer: "LayerMaps", path: Path | str) -> Path:
+def feature_grid_png(layer: LayerMaps, path: Path | str) -> Path:
     return save_png(feature_grid_image(layer), path)
 
 

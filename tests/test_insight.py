@@ -144,8 +144,10 @@ def test_for_a_clear_one_the_strongest_evidence_lies_on_the_stroke(default_predi
     peak = np.unravel_index(np.argmax(result.attribution), (28, 28))
     ink_rows, ink_cols = np.nonzero(result.image28 > 64)
     distance = np.min(np.maximum(np.abs(ink_rows - peak[0]), np.abs(ink_cols - peak[1])))  # px to the nearest ink
-    # Grad-CAM is as coarse as the last conv layer (7x7 in DigitNet: 4 px cells); the others are per pixel
-    assert result.attribution[peak] > 0 and distance <= (4 if method == "gradcam" else 0)
+    # IG is per pixel; occlusion gives each erased 4x4 square one value; Grad-CAM is as coarse as the last conv
+    # layer (7x7 in DigitNet: 4 px cells, smoothed)
+    tolerance = {"integrated_gradients": 0, "occlusion": 3, "gradcam": 4}[method]
+    assert result.attribution[peak] > 0 and distance <= tolerance
     on_ink = result.attribution[result.image28 > 0]
     assert on_ink[on_ink > 0].sum() > -on_ink[on_ink < 0].sum()    # the stroke is, overall, evidence for a 1
 
@@ -270,6 +272,7 @@ def test_the_renderer_needs_no_torch():
             "sys.meta_path.insert(0, Block())\n"
             "import numpy as np\n"
             "from core.insight_render import activation_rgb, attribution_rgb, signed_rgb\n"
-            "print(activation_rgb(np.ones((2, 2)), 1.0).shape, attribution_rgb(np.zeros((28, 28)), np.ones((28, 28))).shape)\n")
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+            "print(activation_rgb(np.ones((2, 2)), 1.0).shape, signed_rgb(np.ones((3, 3)), 1.0).shape,\n"
+            "      attribution_rgb(np.zeros((28, 28)), np.ones((28, 28))).shape)\n")
+    run = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
