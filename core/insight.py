@@ -149,7 +149,7 @@ def _forward_with_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor,
             if i in shown and out.dim() == 4:
                 maps = out[0].detach().clone().float()  # (C, H, W); later in-place layers must not change it
                 layers.append(LayerMaps(name, _title(shown[i].label, maps), type(module).__name__,
-                                        maps.numpy(), shown[i].pooled))
+                                        maps.cpu().numpy(), shown[i].pooled))
     return out, layers
 
 
@@ -184,8 +184,8 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, blank: 
     The path integral uses Gauss-Legendre points and weights (Captum's default); the points go through the
     network in batches of IG_BATCH. (1, 1, H, W) -> (H, W)."""
     nodes, weights = np.polynomial.legendre.leggauss(steps)
-    alphas = torch.tensor((nodes + 1) / 2, dtype=x.dtype).view(-1, 1, 1, 1)   # (S, 1, 1, 1) in (0, 1)
-    step_weights = torch.tensor(weights / 2, dtype=x.dtype).view(-1, 1, 1, 1)  # sum to 1
+    alphas = torch.tensor((nodes + 1) / 2, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)   # (S, 1, 1, 1) in (0, 1)
+    step_weights = torch.tensor(weights / 2, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)  # sum to 1
     baseline = torch.full_like(x, blank)
     mean_grad = torch.zeros_like(x)                                           # (1, 1, H, W)
     for start in range(0, steps, IG_BATCH):
@@ -200,12 +200,12 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: int, blank: float,
     """Drop of the target's logit when a patch x patch square is set blank, averaged over the squares covering
     each pixel. Squares over blank paper change nothing, so only squares touching ink are run. -> (H, W)"""
     _, _, h, w = x.shape
-    inked = (x[0, 0] != blank)
-    corners = [(r, c) for r in _starts(h, patch, stride) for c in _starts(w, patch, stride)
-               if inked[r:r + patch, c:c + patch].any()]
-    total = torch.zeros(h, w, dtype=x.dtype)
-    covered = torch.zeros(h, w, dtype=x.dtype)
-    for r, c in [(r, c) for r in _starts(h, patch, stride) for c in _starts(w, patch, stride)]:
+    inked = (x[0, 0] - blank).abs() > 1e-4  # (H, W); not ==: float32 normalization rounds differently than Python
+    squares = [(r, c) for r in _starts(h, patch, stride) for c in _starts(w, patch, stride)]
+    corners = [(r, c) for r, c in squares if inked[r:r + patch, c:c + patch].any()]
+    total = torch.zeros(h, w, dtype=x.dtype, device=x.device)
+    covered = torch.zeros(h, w, dtype=x.dtype, device=x.device)
+    for r, c in squares:
         covered[r:r + patch, c:c + patch] += 1
     if not corners:
         return total
@@ -264,7 +264,7 @@ def attribution(model: nn.Module, x: torch.Tensor, target: int, method: str = "i
             result = occlusion(model, x, int(target), blank)
         else:
             result = gradcam(model, x, int(target))
-    return result.numpy().astype(np.float32)
+    return result.cpu().numpy().astype(np.float32)
 
 
 def explain(predictor: Predictor, image: Image.Image | np.ndarray, target: int | None = None,
@@ -283,5 +283,6 @@ def explain(predictor: Predictor, image: Image.Image | np.ndarray, target: int |
     digit = int(np.argmax(probabilities))
     target = digit if target is None else int(target)
     layers = feature_maps(predictor.model, x)
-    heat = attribution(predictor.model, x, target, method, blank=(0.0 - mean) / std)
+    blank = float(torch.zeros(()).sub(mean).div(std))       # paper, rounded exactly as preprocess rounds it
+    heat = attribution(predictor.model, x, target, method, blank=blank)
     return Explanation(digit, probabilities, prepared.image28, layers, heat, target, method)

@@ -148,6 +148,8 @@ def test_for_a_clear_one_the_strongest_evidence_lies_on_the_stroke(default_predi
     # layer (7x7 in DigitNet: 4 px cells, smoothed)
     tolerance = {"integrated_gradients": 0, "occlusion": 3, "gradcam": 4}[method]
     assert result.attribution[peak] > 0 and distance <= tolerance
+    if method == "integrated_gradients":  # blank paper is the baseline itself: no evidence either way
+        assert (result.attribution[result.image28 == 0] == 0).all()
     on_ink = result.attribution[result.image28 > 0]
     assert on_ink[on_ink > 0].sum() > -on_ink[on_ink < 0].sum()    # the stroke is, overall, evidence for a 1
 
