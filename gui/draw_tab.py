@@ -59,11 +59,18 @@ class DrawTab(QWidget):
         tools.addSpacing(self.fontMetrics().height())
         tools.addWidget(QLabel("Brush"))
         tools.addWidget(self.brush_slider, 1)
-        left = QVBoxLayout()
+        # The pad with its tools is one panel that the Insight and Evaluate tabs borrow (dock_pad_panel), so the
+        # user draws there too and sees every layer or the map follow; it keeps its strokes wherever it is.
+        self.pad_panel = QWidget()
+        self.pad_panel.setObjectName("padPanel")
+        left = QVBoxLayout(self.pad_panel)
+        left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.pad, 1)
         left.addLayout(tools)
+        self._pad_home = QVBoxLayout()
+        self._pad_home.setContentsMargins(0, 0, 0, 0)
         body = QHBoxLayout()
-        body.addLayout(left, 3)
+        body.addLayout(self._pad_home, 3)
         body.addWidget(self.bars, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self._banner)
@@ -80,7 +87,12 @@ class DrawTab(QWidget):
         self.brush_slider.valueChanged.connect(self.on_brush_slider_value_changed)
         self.previous_button.clicked.connect(self.on_previous_button_clicked)
         dismiss.clicked.connect(self.on_dismiss_button_clicked)
+        self.dock_pad_panel(self.pad_panel)
         self.refresh_prediction()
+
+    def dock_pad_panel(self, panel: QWidget) -> None:
+        """Take the pad panel back (from whichever tab borrowed it)."""
+        self._pad_home.addWidget(panel, 1)
 
     # ------------------------------------------------------------ model
     def set_predictor(self, predictor: Predictor | None, message: str = "Loading model…") -> None:

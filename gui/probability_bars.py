@@ -44,7 +44,7 @@ class _Preview(QWidget):
         painter.drawRect(target.adjusted(0, 0, -1, -1))
 
 
-class _BarChart(QWidget):
+class BarChart(QWidget):
     """Ten rows "d [bar] p%"; the top digit's bar in the highlight colour."""
 
     def __init__(self, parent: QWidget | None = None):
@@ -117,7 +117,7 @@ class ProbabilityBars(QWidget):
         preview_caption = QLabel("What the network sees\n(28×28)")
         preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         preview_caption.setEnabled(False)  # the palette's muted text colour
-        self._bars = _BarChart()
+        self._bars = BarChart()
 
         header = QGridLayout()
         header.addWidget(self._digit, 0, 0, Qt.AlignmentFlag.AlignCenter)

@@ -26,3 +26,10 @@ def qimage_to_rgba(image: QImage) -> np.ndarray:
     w, h, stride = rgba.width(), rgba.height(), rgba.bytesPerLine()
     buffer = np.frombuffer(rgba.constBits(), dtype=np.uint8, count=stride * h)
     return buffer.reshape(h, stride)[:, :w * 4].reshape(h, w, 4).copy()
+
+
+def rgb_to_qimage(array: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 -> RGB888 QImage that owns a copy of the pixels."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    h, w, _ = array.shape
+    return QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()

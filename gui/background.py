@@ -1,0 +1,170 @@
+"""The one helper for long work off the GUI thread: a plain function runs in a QThread, results come back as signals.
+
+The function knows nothing of Qt: it receives a TaskControl to report progress and to ask whether to stop
+(Orange3's `concurrent` pattern). The GUI side, BackgroundTask, emits exactly one outcome per run, and only after
+the thread has ended, so an outcome's slot may start the next run at once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+
+MIN_INTERVAL = 0.1  # seconds between progress signals: <= 10 a second, however often the function reports
+log = logging.getLogger(__name__)
+
+
+class TaskControl:
+    """What the function running in the worker thread gets: throttled progress reports and a stop flag."""
+
+    def __init__(self, stop_event: threading.Event, emit: Callable[[Any], None], min_interval: float):
+        self._stop_event = stop_event
+        self._emit = emit
+        self._min_interval = min_interval
+        self._last = 0.0
+
+    def should_stop(self) -> bool:
+        return self._stop_event.is_set()
+
+    def report(self, progress: Any, force: bool = False) -> None:
+        """Send `progress` to the GUI unless one was sent less than MIN_INTERVAL ago (`force`: always)."""
+        now = time.monotonic()
+        if force or now - self._last >= self._min_interval:
+            self._last = now
+            self._emit(progress)
+
+
+def failure_message(exc: BaseException) -> str:
+    """Our own errors already read as one plain sentence; anything else is named, and its traceback logged."""
+    if type(exc).__module__.startswith("core."):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "It ran out of memory."
+    log.error("unexpected error in a background task", exc_info=exc)
+    return f"Unexpected error: {type(exc).__name__}: {exc}"
+
+
+class _Worker(QObject):
+    progress_changed = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(str)
+    finished = Signal()  # always last: the thread may quit
+
+    def __init__(self, function: Callable[[TaskControl], Any], stop_event: threading.Event, threads: int | None,
+                 min_interval: float):
+        super().__init__()
+        self._function = function
+        self._control = TaskControl(stop_event, self.progress_changed.emit, min_interval)
+        self._threads = threads
+
+    @Slot()
+    def run(self) -> None:
+        previous = None
+        try:
+            if self._threads is not None:
+                import torch  # only tasks that ask for a thread count use torch
+
+                previous = torch.get_num_threads()
+                torch.set_num_threads(self._threads)
+            self.succeeded.emit(self._function(self._control))
+        except BaseException as exc:  # noqa: BLE001 - every failure ends as one message, never a dead thread
+            self.failed.emit(failure_message(exc))
+        finally:
+            if previous is not None:
+                import torch
+
+                torch.set_num_threads(previous)  # new threads take the last count set: leave it as found
+            self.finished.emit()
+
+
+class BackgroundTask(QObject):
+    """Runs one function at a time in its own QThread; owned by a widget, shut down from its window's closeEvent."""
+
+    progress_changed = Signal(object)  # whatever the function reported
+    succeeded = Signal(object)         # the function's return value (stop was not asked for)
+    cancelled = Signal()               # cancel() was called before the function returned
+    failed = Signal(str)               # one readable sentence
+    finished = Signal()                # after any of the three, once the thread has ended
+
+    def __init__(self, name: str, threads: int | None = None, min_interval: float = MIN_INTERVAL,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self._name = name
+        self._threads = threads  # torch intra-op threads in the worker (None: leave torch's setting alone)
+        self._min_interval = min_interval
+        self._thread: QThread | None = None
+        self._worker: _Worker | None = None
+        self._stop_event: threading.Event | None = None
+        self._outcome: tuple[str, Any] | None = None
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, function: Callable[[TaskControl], Any]) -> bool:
+        """Run `function(control)` in a new thread; False when a run is still going."""
+        if self._thread is not None:
+            return False
+        self._stop_event = threading.Event()
+        self._outcome = None
+        self._worker = _Worker(function, self._stop_event, self._threads, self._min_interval)
+        self._thread = QThread()
+        self._thread.setObjectName(self._name)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progress_changed.connect(self.on_worker_progress_changed)
+        self._worker.succeeded.connect(self.on_worker_succeeded)
+        self._worker.failed.connect(self.on_worker_failed)
+        # direct: the thread ends even while the GUI thread is blocked in wait() (closing the window)
+        self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.finished.connect(self.on_thread_finished)
+        self._thread.start()
+        return True
+
+    def cancel(self) -> None:
+        """Ask the function to stop (it checks control.should_stop()); the outcome is then `cancelled`."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def shutdown(self) -> None:
+        """Cancel and join the thread (the window is closing): no running thread outlives its owner."""
+        if self._thread is None:
+            return
+        self.cancel()
+        self._thread.quit()
+        self._thread.wait()
+
+    # ------------------------------------------------------------ worker signals (GUI thread)
+    @Slot(object)
+    def on_worker_progress_changed(self, progress: Any) -> None:
+        if self._stop_event is not None and not self._stop_event.is_set():
+            self.progress_changed.emit(progress)
+
+    @Slot(object)
+    def on_worker_succeeded(self, result: Any) -> None:
+        self._outcome = ("succeeded", result)
+
+    @Slot(str)
+    def on_worker_failed(self, message: str) -> None:
+        self._outcome = ("failed", message)
+
+    @Slot()
+    def on_thread_finished(self) -> None:
+        # Python owns the thread and the worker (no deleteLater: two owners segfaulted); the thread ends, then both go
+        if self._thread is not None:
+            self._thread.wait()
+        stopped = self._stop_event is not None and self._stop_event.is_set()
+        outcome = self._outcome
+        self._thread = self._worker = self._stop_event = None
+        self._outcome = None
+        if stopped:
+            self.cancelled.emit()
+        elif outcome is None:  # the worker's last signals were lost: only when its thread was torn down
+            self.failed.emit("The task ended without a result.")
+        elif outcome[0] == "succeeded":
+            self.succeeded.emit(outcome[1])
+        else:
+            self.failed.emit(outcome[1])
+        self.finished.emit()

@@ -1,0 +1,89 @@
+"""The shared worker-thread helper: one outcome per run, after the thread ended; cancel; failures as one sentence."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from gui.background import BackgroundTask  # noqa: E402
+
+TIMEOUT = 10_000
+
+
+def test_result_arrives_after_the_thread_ended_with_progress(qtbot):
+    task = BackgroundTask("test", min_interval=0.0)
+    reports, threads = [], []
+    task.progress_changed.connect(reports.append)
+
+    def work(control):
+        threads.append(threading.current_thread())
+        for i in range(5):
+            control.report(i)
+        return "done"
+
+    with qtbot.waitSignal(task.succeeded, timeout=TIMEOUT) as outcome:
+        assert task.start(work)
+        assert not task.start(work)  # one run at a time
+    assert outcome.args == ["done"] and not task.is_running()
+    assert reports == [0, 1, 2, 3, 4]
+    assert threads[0] is not threading.main_thread()
+
+
+def test_cancel_stops_the_function_and_reports_cancelled(qtbot):
+    task = BackgroundTask("test")
+    started = threading.Event()
+
+    def work(control):
+        started.set()
+        while not control.should_stop():
+            started.wait(0.001)
+        return "too late"
+
+    succeeded = []
+    task.succeeded.connect(succeeded.append)
+    task.start(work)
+    assert started.wait(5)
+    with qtbot.waitSignal(task.cancelled, timeout=TIMEOUT):
+        task.cancel()
+    qtbot.waitUntil(lambda: not task.is_running(), timeout=TIMEOUT)
+    assert succeeded == []
+
+
+def test_failures_are_one_sentence_and_the_next_run_can_start_from_the_slot(qtbot):
+    from core.data import DataError
+
+    task = BackgroundTask("test")
+    messages = []
+
+    def fail(control):
+        raise DataError("MNIST not found in /nowhere")
+
+    def restart(message):
+        messages.append(message)
+        if len(messages) == 1:
+            assert task.start(lambda control: 1 / 0)  # allowed: the thread has ended by now
+
+    task.failed.connect(restart)
+    task.start(fail)
+    qtbot.waitUntil(lambda: len(messages) == 2 and not task.is_running(), timeout=TIMEOUT)
+    assert messages[0] == "MNIST not found in /nowhere"
+    assert messages[1].startswith("Unexpected error: ZeroDivisionError")
+
+
+def test_shutdown_joins_a_running_thread(qtbot):
+    task = BackgroundTask("test")
+    started, returned = threading.Event(), threading.Event()
+
+    def work(control):
+        started.set()
+        while not control.should_stop():
+            started.wait(0.001)
+        returned.set()
+
+    task.start(work)
+    assert started.wait(5)
+    task.shutdown()
+    assert returned.is_set()  # shutdown() came back only after the function had ended and its thread was joined
