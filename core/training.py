@@ -167,6 +167,26 @@ def _make_schedule(settings: TrainSettings, optimizer, total_steps: int):
     return None
 
 
+def _add_my_samples(data: MnistData, share: float) -> MnistData:
+    """The training split plus your saved samples (the per-user samples folder), repeated until they make up about
+    `share` of it: a hundred samples next to 54,000 MNIST images would otherwise hardly count."""
+    from dataclasses import replace
+
+    from core import paths
+    from core.samples import SamplesError, load_samples
+
+    try:
+        mine = load_samples(paths.samples_dir())
+    except SamplesError as exc:
+        raise TrainingError(f"could not add your samples ({exc}); save some in the Draw tab, or train on MNIST "
+                            "alone") from exc
+    copies = max(1, round(share * len(data.train_images) / ((1 - share) * len(mine))))
+    images = torch.from_numpy(mine.images).repeat(copies, 1, 1)  # (copies * N, 28, 28) uint8
+    labels = torch.from_numpy(mine.labels).repeat(copies)        # (copies * N,) int64
+    return replace(data, train_images=torch.cat([data.train_images, images]),
+                   train_labels=torch.cat([data.train_labels, labels]))
+
+
 def train(
     settings: TrainSettings,
     data: MnistData | None = None,
@@ -184,6 +204,8 @@ def train(
         data = load_mnist(settings.data_dir, settings.val_fraction, settings.seed, settings.download)
     if len(data.train_images) == 0:
         raise TrainingError("the training split is empty")
+    if settings.my_samples_share:  # "MNIST + my samples": the caller's `data` is left as it is
+        data = _add_my_samples(data, settings.my_samples_share)
 
     torch.manual_seed(settings.seed)  # model init and dropout
     args = full_arch_args(settings.arch, **settings.arch_args)

@@ -11,6 +11,10 @@ from core.settings import (ARCHITECTURE_DEFAULTS, ARCHITECTURE_DESCRIPTIONS, DEV
                            TrainSettings)
 
 CUSTOM = "custom"
+MNIST_ONLY, WITH_MY_SAMPLES = "MNIST", "MNIST + my samples"
+# Your samples are repeated until they make up this share of the training split: enough to learn your handwriting
+# from ~10 samples a digit, little enough that MNIST still dominates (about 3,000 of 63,000 images).
+MY_SAMPLES_SHARE = 0.05
 
 
 class TrainForm(QWidget):
@@ -43,6 +47,12 @@ class TrainForm(QWidget):
         self.pen_digits.setSingleStep(1000)
         self.pen_digits.setToolTip("Synthetic pen-drawn digits added to the training images: they teach the "
                                    "network how mouse-drawn digits look")
+        self.training_data = QComboBox()
+        self.training_data.setObjectName("trainData")
+        self.training_data.addItems([MNIST_ONLY, WITH_MY_SAMPLES])
+        self.training_data.setToolTip("MNIST + my samples: your saved samples (My digits tab), repeated to make up "
+                                      f"{100 * MY_SAMPLES_SHARE:.0f}% of the training images, so the network learns "
+                                      "your handwriting too")
         self.val_share = QSpinBox()
         self.val_share.setRange(0, 50)
         self.val_share.setSuffix(" %")
@@ -74,6 +84,7 @@ class TrainForm(QWidget):
         form.addRow("Optimizer", self.optimizer)
         form.addRow("Augmentation", self.augment)
         form.addRow("Pen-drawn digits", self.pen_digits)
+        form.addRow("Training data", self.training_data)
         form.addRow("Validation share", self.val_share)
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
@@ -87,7 +98,7 @@ class TrainForm(QWidget):
         for spin in (self.width_spin, self.epochs, self.batch_size, self.lr, self.pen_digits, self.val_share,
                      self.seed):
             spin.valueChanged.connect(self.on_field_edited)
-        for combo in (self.optimizer, self.device, self.precision):
+        for combo in (self.optimizer, self.device, self.precision, self.training_data):
             combo.currentTextChanged.connect(self.on_field_edited)
         self.augment.toggled.connect(self.on_field_edited)
         self.populate()
@@ -126,6 +137,7 @@ class TrainForm(QWidget):
         self.optimizer.setCurrentText(settings.optimizer)
         self.augment.setChecked(settings.augment)
         self.pen_digits.setValue(settings.synthetic_digits)
+        self.training_data.setCurrentText(WITH_MY_SAMPLES if settings.my_samples_share > 0 else MNIST_ONLY)
         self.val_share.setValue(round(100 * settings.val_fraction))
         self.seed.setValue(settings.seed)
         self.device.setCurrentText(settings.device)
@@ -143,7 +155,7 @@ class TrainForm(QWidget):
         shown = replace(self._base, arch=arch, arch_args=arch_args, epochs=self.epochs.value(),
                         batch_size=self.batch_size.value(), lr=self.lr.value(),
                         optimizer=self.optimizer.currentText(), augment=self.augment.isChecked(),
-                        synthetic_digits=self.pen_digits.value(),
+                        synthetic_digits=self.pen_digits.value(), my_samples_share=self._my_samples_share(),
                         val_fraction=self.val_share.value() / 100, seed=self.seed.value(),
                         device=self.device.currentText(), precision=self.precision.currentText(),
                         data_dir=self.data_folder() or None)
@@ -153,10 +165,17 @@ class TrainForm(QWidget):
         name = self._base.preset  # compared with the preset last applied, whatever the combo shows now
         if name not in PRESETS:
             return CUSTOM
-        reference = replace(PRESETS[name], data_dir=shown.data_dir, device=shown.device, threads=shown.threads)
+        # where the data comes from (folder, your samples) and the device do not make a preset "custom"
+        reference = replace(PRESETS[name], data_dir=shown.data_dir, device=shown.device, threads=shown.threads,
+                            my_samples_share=shown.my_samples_share)
         full = replace(shown, arch_args={**ARCHITECTURE_DEFAULTS[shown.arch], **shown.arch_args})
         reference = replace(reference, arch_args={**ARCHITECTURE_DEFAULTS[reference.arch], **reference.arch_args})
         return name if full == reference else CUSTOM
+
+    def _my_samples_share(self) -> float:
+        if self.training_data.currentText() != WITH_MY_SAMPLES:
+            return 0.0
+        return self._base.my_samples_share or MY_SAMPLES_SHARE  # a share the settings brought along is kept
 
     def data_folder(self) -> str:
         return self.data_dir.text().strip()
@@ -176,7 +195,8 @@ class TrainForm(QWidget):
         if self._filling or name not in PRESETS:
             return
         self.set_settings(replace(PRESETS[name], data_dir=self.data_folder() or None,
-                                  device=self.device.currentText() or PRESETS[name].device))
+                                  device=self.device.currentText() or PRESETS[name].device,
+                                  my_samples_share=self._my_samples_share()))
 
     @Slot(str)
     def on_arch_current_text_changed(self, arch: str) -> None:
