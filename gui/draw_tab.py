@@ -1,32 +1,49 @@
-"""The Draw tab: the pad and its tools beside the prediction pane; predicts live while drawing, throttled."""
+"""The Draw tab: the pad and its tools beside the live prediction pane, and under it the buttons that save samples.
+
+Predictions are throttled while a stroke moves. "Wrong? It was:" (keys 0-9), "Right" (Enter) and "Teach me" save
+what is on the pad, as drawn, into your samples folder (gui/sample_library.py).
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
+from gui.correction_row import CorrectionRow, how_many
 from gui.drawing_pad import BRUSH_RANGE, DEFAULT_BRUSH, DrawingPad
 from gui.probability_bars import ProbabilityBars, blend
+from gui.sample_library import SampleLibrary
+from gui.teach_mode import TeachPanel
 
 if TYPE_CHECKING:  # the core imports torch: only once the model is being loaded, never before the first paint
     from core.predict import Predictor
 
 LIVE_INTERVAL_MS = 33  # ~30 predictions/s while a stroke moves; each costs a few ms, so the pen never lags
+BLANK = "Nothing to save: the pad is blank. Draw a digit first."
+NO_INK = "Nothing to save: no ink stands out from the paper."
 
 
 class DrawTab(QWidget):
     """Owns the predictor in use; main window code swaps it with set_predictor()."""
 
     previous_weights_requested = Signal()  # the user clicked "Use previous weights" on the notice
+    sample_saved = Signal(int)             # the digit a sample was just saved as
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, library: SampleLibrary | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self._predictor: Predictor | None = None
+        self._ink_found: bool | None = None  # the last prediction found ink (None: not predicted)
+        self.library = library if library is not None else SampleLibrary(parent=self)
         self._no_model_message = "Loading model…"
         self.pad = DrawingPad()
         self.bars = ProbabilityBars()
+        self.corrections = CorrectionRow()
+        self.teach = TeachPanel()
+        for button in [*self.corrections.digit_buttons, self.corrections.right_button, self.teach.toggle,
+                       self.teach.skip_button]:
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the pad keeps the focus, so keys 0-9 and Enter work
         self.open_button = QPushButton("Open image…")
         self.open_button.setToolTip("Recognize a digit in an image file (Ctrl+O); you can also drop or paste one")
         self.undo_button = QPushButton("Undo")
@@ -71,7 +88,11 @@ class DrawTab(QWidget):
         self._pad_home.setContentsMargins(0, 0, 0, 0)
         body = QHBoxLayout()
         body.addLayout(self._pad_home, 3)
-        body.addWidget(self.bars, 2)
+        right = QVBoxLayout()
+        right.addWidget(self.bars, 1)
+        right.addWidget(self.corrections)
+        right.addWidget(self.teach)
+        body.addLayout(right, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self._banner)
         layout.addLayout(body, 1)
@@ -87,8 +108,16 @@ class DrawTab(QWidget):
         self.brush_slider.valueChanged.connect(self.on_brush_slider_value_changed)
         self.previous_button.clicked.connect(self.on_previous_button_clicked)
         dismiss.clicked.connect(self.on_dismiss_button_clicked)
+        self.corrections.digit_clicked.connect(self.on_corrections_digit_clicked)
+        self.corrections.right_clicked.connect(self.on_corrections_right_clicked)
+        self.teach.active_changed.connect(self.on_teach_active_changed)
+        self.teach.digit_asked.connect(self.on_teach_digit_asked)
+        self.library.samples_changed.connect(self.on_library_samples_changed)
+        self.library.predictions_changed.connect(self.on_library_predictions_changed)
+        self.pad.installEventFilter(self)  # keys 0-9 and Enter on the pad save samples
         self.dock_pad_panel(self.pad_panel)
         self.refresh_prediction()
+        QTimer.singleShot(0, self.on_library_samples_changed)  # the folder is listed after the first paint
 
     def dock_pad_panel(self, panel: QWidget) -> None:
         """Take the pad panel back (from whichever tab borrowed it)."""
@@ -105,16 +134,19 @@ class DrawTab(QWidget):
         """Predict the pad's content now (blank pad: empty bars and "Draw a digit")."""
         self._live_timer.stop()
         image = self.pad.model_input()
+        self._ink_found = None
         if image is None:
             self.bars.clear_prediction("Draw a digit")
         elif self._predictor is None:
             self.bars.clear_prediction(self._no_model_message)
         else:
             prediction = self._predict_single_threaded(image)
+            self._ink_found = prediction.digit is not None
             if prediction.digit is None:
                 self.bars.clear_prediction("Nothing to recognize: no ink stands out from the paper")
             else:
                 self.bars.set_prediction(prediction.probabilities, prediction.image28)
+        self._update_corrections()
 
     def _predict_single_threaded(self, image):
         """One image on one torch thread: a second thread saves ~5% on idle cores, but while another program (or a
@@ -129,6 +161,67 @@ class DrawTab(QWidget):
             return self._predictor.predict(image)
         finally:
             torch.set_num_threads(threads)
+
+    # ------------------------------------------------------------ your samples: correct and collect
+    def save_sample(self, digit: int) -> bool:
+        """Save what is on the pad, as drawn (or the opened image), as a sample of `digit`; then clear the pad.
+        A failure says why in the status line and keeps the drawing."""
+        if self._live_timer.isActive():
+            self.refresh_prediction()  # a stroke is moving: what is saved is what the bars show
+        image = self.pad.model_input()  # (H, W) uint8
+        if image is None or self._ink_found is False:
+            self.corrections.show_status(BLANK if image is None else NO_INK, warning=True)
+            return False
+        from core.samples import SamplesError
+
+        probabilities = self.bars.probabilities() if self.library.predictor() is self._predictor else None
+        try:
+            self.library.add(image, digit, probabilities)
+        except (SamplesError, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+            self.corrections.show_status(f"Could not save the sample: {reason}{where}. The drawing stays on the pad.",
+                                         warning=True)
+            return False
+        count = self.library.counts()[digit]
+        self.pad.clear()
+        if self.teach.is_active():
+            self.teach.ask_next()
+        self.corrections.show_status(f"Saved as a {digit} \u2014 {how_many(digit, count)} so far")
+        self.sample_saved.emit(digit)
+        return True
+
+    def save_as_predicted(self) -> bool:
+        """Enter / Right: save with the digit asked for ("Teach me"), else with the predicted digit."""
+        digit = self.teach.asked_digit()
+        if digit is None:
+            digit = self.bars.top_digit()
+        if digit is None:
+            if self.pad.is_blank() or self._ink_found is False:
+                self.corrections.show_status(BLANK if self.pad.is_blank() else NO_INK, warning=True)
+            else:
+                self.corrections.show_status("No prediction yet: press the digit it is (0-9).", warning=True)
+            return False
+        return self.save_sample(digit)
+
+    def _update_corrections(self) -> None:
+        has_input = not self.pad.is_blank() and self._ink_found is not False
+        asked, top = self.teach.asked_digit(), self.bars.top_digit()
+        self.corrections.set_ready(has_input, f"Save as {asked}" if asked is not None else
+                                   None if top is None else f"Right: {top}")
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.pad and event.type() == QEvent.Type.KeyPress and self.isVisible():
+            plain = not event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                             | Qt.KeyboardModifier.MetaModifier)
+            key = event.key()
+            if plain and Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
+                self.save_sample(int(key) - int(Qt.Key.Key_0))
+                return True
+            if plain and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.save_as_predicted()
+                return True
+        return super().eventFilter(watched, event)
 
     # ------------------------------------------------------------ notice after training
     def show_notice(self, text: str, can_go_back: bool) -> None:
@@ -179,3 +272,30 @@ class DrawTab(QWidget):
     @Slot()
     def on_previous_button_clicked(self) -> None:
         self.previous_weights_requested.emit()
+
+    @Slot(int)
+    def on_corrections_digit_clicked(self, digit: int) -> None:
+        self.save_sample(digit)
+
+    @Slot()
+    def on_corrections_right_clicked(self) -> None:
+        self.save_as_predicted()
+
+    @Slot(bool)
+    def on_teach_active_changed(self, active: bool) -> None:
+        self._update_corrections()
+        if active:
+            self.corrections.show_status("Draw the digit asked for, then press Enter.")
+
+    @Slot(int)
+    def on_teach_digit_asked(self, digit: int) -> None:
+        self._update_corrections()
+
+    @Slot()
+    def on_library_samples_changed(self) -> None:
+        self.corrections.set_counts(self.library.counts())
+        self.on_library_predictions_changed()
+
+    @Slot()
+    def on_library_predictions_changed(self) -> None:
+        self.teach.set_progress(self.library.counts(), self.library.mean_true_probability())

@@ -1,5 +1,8 @@
-"""The My digits tab: your saved samples by digit with what the model in use reads in them, its accuracy per digit;
-delete (with Undo), import and export folders in ImageFolder layout, and "Teach it my handwriting"."""
+"""The My digits tab: your saved samples by digit, what the model in use reads in them, and fine-tuning on them.
+
+Per digit: the samples and the model's accuracy on them; delete one, a digit's or all (with Undo); import and export
+folders in ImageFolder layout (in a worker thread); and "Teach it my handwriting" (gui/finetune_panel.py).
+"""
 from __future__ import annotations
 
 from pathlib import Path

@@ -14,6 +14,7 @@ class TeachPanel(QWidget):
     """Chooses the digits (core.teach); the Draw tab saves the drawing and calls ask_next() after each sample."""
 
     active_changed = Signal(bool)
+    digit_asked = Signal(int)  # the prompt now asks for this digit
 
     def __init__(self, seed: int | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -102,6 +103,7 @@ class TeachPanel(QWidget):
         self.prompt.setText(f"Draw a {self._asked}")
         for digit, bar in enumerate(self.progress_bars):
             bar.setEnabled(digit == self._asked)  # the digit asked for stands out, the others are muted
+        self.digit_asked.emit(self._asked)
         return self._asked
 
     @Slot(bool)
