@@ -52,11 +52,10 @@ def predictors() -> dict[str, Predictor]:
 
 
 def render(explanation) -> None:
-    """What the Insight tab draws: every map of every layer on its layer's scale, and the attribution overlay."""
+    """What the Insight tab draws: every map of every layer on its layer's scale (one call per layer), and the
+    attribution overlay."""
     for layer in explanation.layers:
-        top = float(layer.maps.max())
-        for m in layer.maps:
-            activation_rgb(m, top)
+        activation_rgb(layer.maps, float(layer.maps.max()))  # (C, H, W, 3)
     attribution_rgb(explanation.image28, explanation.attribution)
 
 

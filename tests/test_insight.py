@@ -232,6 +232,8 @@ def test_activation_colours_run_from_dark_to_bright():
     light = luminance(rgb).ravel()
     assert light[0] < 10 and light[-1] > 230 and np.all(np.diff(light) >= 0)  # monotonic: readable in greyscale
     assert (activation_rgb(np.ones((3, 3)), top=0.0) == activation_rgb(np.zeros((3, 3)), 1.0)).all()
+    stack = np.stack([ramp, 2 - ramp])  # a whole layer (C, H, W) in one call = map by map
+    assert np.array_equal(activation_rgb(stack, 1.0), np.stack([activation_rgb(m, 1.0) for m in stack]))
 
 
 def test_signed_colours_are_blue_for_negative_and_orange_for_positive():
