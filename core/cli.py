@@ -123,15 +123,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.data import DataError, load_mnist
-    from core.training import evaluate
+    from core.data import DataError
+    from core.evaluation import evaluate_test_set
 
     weights = _load_weights_or_default(args.weights)
     try:
-        data = load_mnist(args.data, val_fraction=0.0)
+        ev = evaluate_test_set(weights, args.data).evaluation  # the Evaluate tab's computation
     except DataError as exc:
         return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
-    ev = evaluate(weights.model, data.test_images, data.test_labels, weights.normalization)
     if args.json:
         print(json.dumps({"weights": str(weights.path), "test_accuracy": ev.accuracy,
                           "per_class_accuracy": ev.per_class_accuracy, "confusion": ev.confusion, "n": ev.n}))

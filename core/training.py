@@ -123,17 +123,27 @@ def inference_model(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalization: tuple[float, float],
-             device: torch.device | str = "cpu", batch_size: int = 1000) -> Evaluation:
-    """Accuracy, mean loss, per-class accuracy, 10x10 confusion and misclassified indices on uint8 images."""
+             device: torch.device | str = "cpu", batch_size: int = 1000,
+             on_batch: Callable[[int, torch.Tensor], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Evaluation | None:
+    """Accuracy, mean loss, per-class accuracy, 10x10 confusion and misclassified indices on uint8 images.
+
+    `on_batch(images_done, logits)` sees each batch's logits (B, 10); `should_stop()` is checked before each
+    batch, and only a stop makes the result None.
+    """
     device = torch.device(device)
     model = inference_model(model)
     predictions, total_loss = [], 0.0
     for start in range(0, len(images), batch_size):
+        if should_stop is not None and should_stop():
+            return None
         x = normalize(to_float(images[start:start + batch_size]), normalization).to(device)
         y = labels[start:start + batch_size].to(device)
         logits = model(x)
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         predictions.append(logits.argmax(1).cpu())
+        if on_batch is not None:
+            on_batch(start + len(x), logits)
     predicted = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
     labels = labels.cpu()
     confusion = torch.zeros(10, 10, dtype=torch.long)
