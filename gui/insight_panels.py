@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -24,11 +24,27 @@ def pixmap(rgb_or_gray: np.ndarray, side: int) -> QPixmap:
                                           Qt.TransformationMode.FastTransformation))
 
 
-def map_tip(layer: "LayerMaps", channel: int) -> str:
+def map_tip(layer: "LayerMaps", channel: int, low: float | None = None, high: float | None = None) -> str:
     values = layer.maps[channel]
     h, w = values.shape
-    return (f"{layer.title}\nlayer {layer.name} ({layer.kind}) · channel {channel} · {w}×{h}\n"
-            f"values {float(values.min()):.3g} to {float(values.max()):.3g}")
+    low = float(values.min()) if low is None else low
+    high = float(values.max()) if high is None else high
+    return f"{layer.title}\nlayer {layer.name} ({layer.kind}) · channel {channel} · {w}×{h}\nvalues {low:.3g} to {high:.3g}"
+
+
+def render_layers(explanation: "Explanation") -> list[tuple[list[QImage], list[str]]]:
+    """Every layer's tiles as QImages with their tooltips. Called in the worker thread with the computation, so the
+    GUI thread only places finished pictures (digitnet has 416 maps: rendering them there stalled drawing ~30 ms)."""
+    from core.insight_render import activation_rgb
+
+    rendered = []
+    for layer in explanation.layers:
+        top = max(float(layer.maps.max()), 1e-6)  # one scale per layer, so its channels compare
+        rgb = activation_rgb(layer.maps, top)     # (C, H, W, 3) in one table lookup
+        lows, highs = layer.maps.min(axis=(1, 2)), layer.maps.max(axis=(1, 2))
+        rendered.append(([rgb_to_qimage(tile) for tile in rgb],
+                         [map_tip(layer, c, float(lo), float(hi)) for c, (lo, hi) in enumerate(zip(lows, highs))]))
+    return rendered
 
 
 def _caption(text: str) -> QLabel:
@@ -93,16 +109,13 @@ class PipelineRow(QWidget):
         self._layout.addWidget(self._column("Outputs", self.outputs))
         self._structure = [(layer.name, layer.maps.shape) for layer in layers]
 
-    def show_explanation(self, explanation: "Explanation") -> None:
-        from core.insight_render import activation_rgb
-
+    def show_explanation(self, explanation: "Explanation", rendered: list[tuple[list[QImage], list[str]]]) -> None:
+        """`rendered`: render_layers(explanation), made in the worker thread."""
         structure = [(layer.name, layer.maps.shape) for layer in explanation.layers]
         if structure != self._structure:  # another architecture: new columns; same one: new pictures only
             self._build(explanation.layers)
-        for grid, title, layer in zip(self._grids, self._titles[1:], explanation.layers):
-            top = max(float(layer.maps.max()), 1e-6)  # one scale per layer, so its channels compare
-            grid.set_tiles([activation_rgb(m, top) for m in layer.maps],
-                           [map_tip(layer, c) for c in range(len(layer.maps))])
+        for grid, title, layer, (images, tips) in zip(self._grids, self._titles[1:], explanation.layers, rendered):
+            grid.set_images(images, tips)
             title.setText(layer.title)
         self.seen.setPixmap(pixmap(explanation.image28, 112))
         self.outputs.probabilities = list(explanation.probabilities)

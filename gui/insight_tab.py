@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QGroupBox, 
                                QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from gui.background import BackgroundTask
-from gui.insight_panels import LayerTable, PipelineRow, ZoomView, pixmap
+from gui.insight_panels import LayerTable, PipelineRow, ZoomView, pixmap, render_layers
 from gui.map_grid import MapGrid
 
 if TYPE_CHECKING:
@@ -240,7 +240,8 @@ class InsightTab(QWidget):
         def explain_latest(control):
             from core.insight import explain
 
-            return explain(predictor, image, target, method)
+            explanation = explain(predictor, image, target, method)
+            return None if explanation is None else (explanation, render_layers(explanation))
 
         self._task.start(explain_latest)
 
@@ -252,14 +253,15 @@ class InsightTab(QWidget):
 
     # ------------------------------------------------------------ slots
     @Slot(object)
-    def on_task_succeeded(self, explanation: Explanation | None) -> None:
+    def on_task_succeeded(self, result: tuple | None) -> None:
         if self._pending:
             return  # already out of date: the next one starts in on_task_finished
-        if explanation is None:
+        if result is None:
             self._show_nothing("Nothing to recognize: no ink stands out from the paper.")
             return
+        explanation, rendered = result
         self._explanation = explanation
-        self.pipeline.show_explanation(explanation)
+        self.pipeline.show_explanation(explanation, rendered)
         self.why.show_explanation(explanation)
         if self.zoom.selected is not None:
             layer, channel = self.zoom.selected

@@ -49,12 +49,16 @@ class MapGrid(QWidget):
 
     def set_tiles(self, tiles: list[np.ndarray], tips: list[str]) -> None:
         """`tiles`: C pictures (H, W, 3) uint8 of one size; `tips`: what hovering each one says."""
-        self._images = [rgb_to_qimage(t) for t in tiles]
+        self.set_images([rgb_to_qimage(t) for t in tiles], tips)
+
+    def set_images(self, images: list[QImage], tips: list[str]) -> None:
+        """The same from ready QImages (made in a worker thread: QImage, unlike QPixmap, may be)."""
+        self._images = images
         self._tips = tips
-        h, w = (tiles[0].shape[:2]) if tiles else (1, 1)
-        self._scale = tile_scale(h, len(tiles))
+        h, w = (images[0].height(), images[0].width()) if images else (1, 1)
+        self._scale = tile_scale(h, len(images))
         self._tile = QSize(w * self._scale, h * self._scale)
-        self._rows = grid_rows(len(tiles))
+        self._rows = grid_rows(len(images))
         self.updateGeometry()
         self.adjustSize()
         self.update()
