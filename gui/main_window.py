@@ -1,4 +1,4 @@
-"""The main window: Draw and Train tabs, menus, weights management, messages, drag-and-drop and remembered settings."""
+"""The main window: Draw, Insight, Evaluate and Train tabs, menus, weights management, messages, drag-and-drop and remembered settings."""
 from __future__ import annotations
 
 import gc
@@ -6,14 +6,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from PySide6.QtCore import QByteArray, QMimeData, QSettings, QThread, QTimer, Qt, Signal, Slot
-from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QImage,
-                           QKeySequence, QPixmap)
+from PySide6.QtCore import QByteArray, QSettings, QThread, QTimer, Qt, Signal, Slot
+from PySide6.QtGui import (QAction, QCloseEvent, QKeySequence)
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from gui.draw_tab import DrawTab
+from gui.evaluate_tab import EvaluateTab
+from gui.image_input import ImageInputMixin
+from gui.insight_tab import InsightTab
 from gui.model_loader import ModelLoader
+from gui.my_digits_tab import MyDigitsTab
 from gui.train_tab import TrainTab
 
 if TYPE_CHECKING:
@@ -21,9 +23,7 @@ if TYPE_CHECKING:
     from core.weights import LoadedWeights
 
 APP_TITLE = "Digit Recognizer"
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.pbm);;All files (*)"
 WEIGHTS_FILTER = "Weights (*.pt *.pth);;All files (*)"
-WEIGHTS_SUFFIXES = (".pt", ".pth")
 
 
 def describe(weights: LoadedWeights) -> str:
@@ -33,7 +33,7 @@ def describe(weights: LoadedWeights) -> str:
     return f"Weights: {weights.name} · {weights.arch} · {shown}"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ImageInputMixin, QMainWindow):
     """Constructible without an event loop; the model loads in a thread right after, see is_model_ready()."""
 
     model_ready = Signal()       # a model is in use: at startup, after Load weights, after training, after going back
@@ -52,9 +52,15 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.draw_tab = DrawTab()
         self.train_tab = TrainTab()
+        self.insight_tab = InsightTab(self.draw_tab.pad)
+        self.evaluate_tab = EvaluateTab(self.draw_tab.pad, self.train_tab.form.data_folder)
+        self.my_digits_tab = MyDigitsTab(self.draw_tab.library, self.current_weights, self.train_tab.form.data_folder)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.draw_tab, "&Draw")
+        self.tabs.addTab(self.insight_tab, "&Insight")
+        self.tabs.addTab(self.evaluate_tab, "&Evaluate")
+        self.tabs.addTab(self.my_digits_tab, "&My digits")
         self.tabs.addTab(self.train_tab, "&Train")
         self.setCentralWidget(self.tabs)
         self.weights_label = QLabel("Loading model…")
@@ -68,9 +74,12 @@ class MainWindow(QMainWindow):
         self.draw_tab.previous_weights_requested.connect(self.on_draw_tab_previous_weights_requested)
         self.train_tab.weights_trained.connect(self.on_train_tab_weights_trained)
         self.train_tab.training_failed.connect(self.on_train_tab_training_failed)
+        self.evaluate_tab.image_chosen.connect(self.on_evaluate_tab_image_chosen)
+        self.my_digits_tab.weights_finetuned.connect(self.on_my_digits_tab_weights_finetuned)
+        self.my_digits_tab.previous_weights_requested.connect(self.on_draw_tab_previous_weights_requested)
         app = QApplication.instance()
-        if app is not None:  # quitting without closing this window must still stop and join the worker thread
-            app.aboutToQuit.connect(self.train_tab.shutdown)
+        if app is not None:  # quitting without closing this window must still stop and join the worker threads
+            app.aboutToQuit.connect(self._shutdown_workers)
         self.draw_tab.pad.setFocus()
         QTimer.singleShot(0, self._start_loading)  # after the first paint when run(); at the first event in tests
 
@@ -110,8 +119,11 @@ class MainWindow(QMainWindow):
         self._action(train, "&Start training", self._start_training_from_menu, ["Ctrl+T"])
         self._action(train, "S&top training", self.train_tab.stop_training, ["Ctrl+Shift+T"])
         view = bar.addMenu("&View")
-        self._action(view, "&Draw tab", lambda: self.tabs.setCurrentIndex(0), ["Ctrl+1"])
-        self._action(view, "&Train tab", lambda: self.tabs.setCurrentIndex(1), ["Ctrl+2"])
+        for number, (tab, name) in enumerate([(self.draw_tab, "&Draw"), (self.insight_tab, "&Insight"),
+                                              (self.evaluate_tab, "&Evaluate"), (self.my_digits_tab, "&My digits"),
+                                              (self.train_tab, "&Train")], 1):
+            self._action(view, f"{name} tab", lambda _=False, tab=tab: self.tabs.setCurrentWidget(tab),
+                         [f"Ctrl+{number}"])
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About", self._show_about)
         for action in (self.save_action, self.export_action):
@@ -172,6 +184,9 @@ class MainWindow(QMainWindow):
         self._predictor = predictor
         weights = predictor.weights
         self.draw_tab.set_predictor(predictor)
+        self.insight_tab.set_predictor(predictor)
+        self.evaluate_tab.set_predictor(predictor)
+        self.my_digits_tab.set_predictor(predictor)
         self.weights_label.setText(describe(weights))
         self.weights_label.setToolTip(str(weights.path or ""))
         self.save_action.setEnabled(True)
@@ -244,83 +259,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exported {Path(path).name} for the tutorial's script", 5000)
         return True
 
-    # ------------------------------------------------------------ images: file, drop, paste
-    def open_image_file(self, path: str | Path) -> bool:
-        """The slot File > Open image… calls; an unreadable file shows why and leaves the pad unchanged."""
-        from core.preprocess import ImageError, load_image
-
-        try:
-            image = load_image(path)
-        except ImageError as exc:
-            self.show_message(f"Could not open the image: {exc}")
-            return False
-        return self._show_image(image, Path(path).name)
-
-    def _show_image(self, image, name: str) -> bool:
-        from core.preprocess import to_gray
-
-        gray = to_gray(image)  # the core's own flattening of modes and transparency
-        if gray.size == 0:
-            self.show_message(f"Could not open the image: {name} is empty")
-            return False
-        self.tabs.setCurrentWidget(self.draw_tab)
-        self.draw_tab.pad.set_image(np.clip(np.round(gray), 0, 255).astype(np.uint8))
-        self.statusBar().showMessage(f"Opened {name}", 5000)
-        return True
-
-    def _show_qimage(self, image: QImage, name: str) -> bool:
-        from PIL import Image
-
-        from gui.qt_images import qimage_to_rgba
-
-        if image.isNull():
-            self.show_message(f"Could not open the image: the {name} holds no readable picture")
-            return False
-        return self._show_image(Image.fromarray(qimage_to_rgba(image)), name)  # (H, W, 4) uint8 -> RGBA
-
-    def _open_mime(self, mime: QMimeData, name: str) -> bool:
-        for url in mime.urls():
-            if url.isLocalFile():
-                path = url.toLocalFile()
-                if path.lower().endswith(WEIGHTS_SUFFIXES):
-                    return self.load_weights_file(path)
-                return self.open_image_file(path)
-        if mime.hasImage():
-            data = mime.imageData()  # a QImage, or a QPixmap from some sources
-            return self._show_qimage(data.toImage() if isinstance(data, QPixmap) else QImage(data), name)
-        return False
-
-    @Slot()
-    def paste_image(self) -> bool:
-        """Ctrl+V: an image (or an image file) from the clipboard."""
-        mime = QGuiApplication.clipboard().mimeData()
-        if mime is None or not self._open_mime(mime, "pasted image"):
-            if mime is None or not (mime.hasImage() or mime.hasUrls()):
-                self.statusBar().showMessage("The clipboard holds no image", 5000)
-            return False
-        return True
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        mime = event.mimeData()
-        if mime.hasImage() or any(url.isLocalFile() for url in mime.urls()):
-            event.acceptProposedAction()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        event.acceptProposedAction()
-        self._open_mime(event.mimeData(), "dropped image")
-
     # ------------------------------------------------------------ dialogs (thin: they call the slots above)
-    @Slot()
-    def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", str(self._settings.value("dialogs/images", "")),
-                                              IMAGE_FILTER)
-        if path:
-            self._settings.setValue("dialogs/images", str(Path(path).parent))
-            self.open_image_file(path)
-
     @Slot()
     def load_weights_dialog(self) -> None:
         from core import paths
@@ -375,6 +314,9 @@ class MainWindow(QMainWindow):
     def on_loader_loading_failed(self, message: str) -> None:
         self.weights_label.setText("No model loaded")
         self.draw_tab.set_predictor(None, "No model loaded")
+        self.insight_tab.set_predictor(None)
+        self.evaluate_tab.set_predictor(None)
+        self.my_digits_tab.set_predictor(None)
         self.show_message(message)
 
     @Slot()
@@ -399,6 +341,14 @@ class MainWindow(QMainWindow):
                                   can_go_back=self._previous is not None)
         self.statusBar().showMessage(f"Training done: now using {weights.name}", 10000)
 
+    @Slot(object)
+    def on_my_digits_tab_weights_finetuned(self, weights: LoadedWeights) -> None:
+        self._previous = self.current_weights()
+        self._use_weights(weights)
+        self.draw_tab.show_notice(f"Now using the weights fine-tuned on your handwriting: {weights.name}.",
+                                  can_go_back=self._previous is not None)
+        self.statusBar().showMessage(f"Fine-tuning done: now using {weights.name}", 10000)
+
     @Slot(str)
     def on_train_tab_training_failed(self, message: str) -> None:
         self.show_message(f"Training failed: {message} The current model stays in use.")
@@ -414,9 +364,27 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def on_tabs_current_changed(self, index: int) -> None:
-        drawing = self.tabs.widget(index) is self.draw_tab
-        self.undo_action.setEnabled(drawing)   # Esc, Delete and Ctrl+Z belong to the pad only on the Draw tab
+        tab = self.tabs.widget(index)
+        drawing = hasattr(tab, "dock_pad_panel")  # the tabs that show the pad borrow it (it keeps its strokes)
+        if drawing:
+            tab.dock_pad_panel(self.draw_tab.pad_panel)
+        self.undo_action.setEnabled(drawing)   # Esc, Delete and Ctrl+Z belong to the pad only where it is shown
         self.clear_action.setEnabled(drawing)
+
+    @Slot(object, str)
+    def on_evaluate_tab_image_chosen(self, image28, caption: str) -> None:
+        """A test image from a gallery or the map goes onto the pad, and the Insight tab shows why it was read so."""
+        self.draw_tab.pad.set_image(image28)
+        self.tabs.setCurrentWidget(self.insight_tab)
+        self.statusBar().showMessage(f"On the pad: {caption}", 10000)
+
+    @Slot()
+    def _shutdown_workers(self) -> None:
+        """Stop every worker and join its thread: no running QThread outlives the window."""
+        self.train_tab.shutdown()
+        self.insight_tab.shutdown()
+        self.evaluate_tab.shutdown()
+        self.my_digits_tab.shutdown()
 
     @Slot(int)
     def on_message_box_finished(self, result: int) -> None:
@@ -424,7 +392,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
-        self.train_tab.shutdown()  # stop the worker and join its thread before the window goes
+        self._shutdown_workers()  # stop the workers and join their threads before the window goes
         if self._loader_thread is not None:
             self._loader_thread.wait()  # loading cannot be interrupted, but it ends on its own
         self._save_settings()
