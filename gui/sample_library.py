@@ -183,6 +183,8 @@ class SampleLibrary(QObject):
         self._generation += 1
         self._predictions = {p: r for p, r in self._predictions.items() if r.error}  # unreadable stays unreadable
         self._task.cancel()
+        if self._samples is None:
+            self._samples = self._list()
         self._schedule()
         self.predictions_changed.emit()
 
