@@ -1,6 +1,7 @@
 """The test set as a 2D map: penultimate-layer features, an exact PCA projection and a background t-SNE."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -33,11 +34,13 @@ def last_linear(model: nn.Module) -> nn.Linear:
 
 @contextmanager
 def capturing_features(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """While open, each forward pass of `model` appends the input of its last Linear, (B, D), to the list."""
+    """While open, each forward pass of `model` in this thread appends the input of its last Linear, (B, D)."""
     captured: list[torch.Tensor] = []
+    thread = threading.get_ident()  # another thread may run the same model meanwhile (the Draw tab's predictions)
 
     def keep_input(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
-        captured.append(inputs[0].detach().reshape(len(inputs[0]), -1))
+        if threading.get_ident() == thread:
+            captured.append(inputs[0].detach().reshape(len(inputs[0]), -1))
 
     handle = last_linear(model).register_forward_hook(keep_input)
     try:
@@ -163,8 +166,10 @@ def tsne_projection(features: np.ndarray, seed: int = 0, should_stop: Callable[[
     """
     f = _as_matrix(features)
     n = len(f)
-    if n < 5:
-        raise EmbeddingError(f"t-SNE needs at least 5 points, got {n}")
+    if min(n, max_points) < 5:
+        raise EmbeddingError(f"t-SNE needs at least 5 points, got {min(n, max_points)}")
+    if labels is not None and len(labels) != n:
+        raise EmbeddingError(f"{len(labels)} labels for {n} feature vectors")
     total = TSNE_EARLY_ITERATIONS + TSNE_ITERATIONS
     if should_stop is not None and should_stop():
         return None

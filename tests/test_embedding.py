@@ -102,6 +102,8 @@ def test_tsne_stops_promptly():
     assert tsne_projection(features, should_stop=lambda: True) is None
     with pytest.raises(EmbeddingError, match="at least 5"):
         tsne_projection(features[:4])
+    with pytest.raises(EmbeddingError, match="10 labels for 300"):
+        tsne_projection(features, labels=labels[:10])
 
 
 @pytest.fixture(scope="module")

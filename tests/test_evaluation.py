@@ -62,7 +62,8 @@ def test_report_holds_every_images_result(weights_file, synthetic_mnist):
     assert np.array_equal(report.images, images) and np.array_equal(report.labels, labels)
     assert report.labels.dtype == report.predictions.dtype == np.int64
     assert report.confidences.shape == (N_TEST,) and report.confidences.dtype == np.float32
-    assert report.features.shape == (N_TEST, 400) and report.features.dtype == np.float32  # the tutorial's Linear(400, 10)
+    assert report.features.shape == (N_TEST, 400)  # the input of the tutorial's Linear(400, 10)
+    assert report.features.dtype == np.float32
 
     x = normalize(to_float(torch.from_numpy(images)), weights.normalization)  # (N, 1, 28, 28)
     with torch.no_grad():
@@ -121,7 +122,8 @@ def test_stop_returns_none_within_one_batch(synthetic_mnist):
     weights = LoadedWeights(model, "digitnet", {}, ARCHITECTURES["digitnet"].normalization)
     batches = []
     report = evaluate_test_set(weights, synthetic_mnist, batch_size=20,
-                               on_progress=lambda done, total: batches.append(done), should_stop=lambda: len(batches) >= 2)
+                               on_progress=lambda done, total: batches.append(done),
+                               should_stop=lambda: len(batches) >= 2)
     assert report is None and batches == [0, 20]  # asked to stop after the first batch: no second one ran
     assert not model.training and not any(m._forward_hooks for m in model.modules())
     assert evaluate_test_set(weights, synthetic_mnist, should_stop=lambda: True) is None
