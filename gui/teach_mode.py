@@ -46,28 +46,30 @@ class TeachPanel(QWidget):
             bar.setOrientation(Qt.Orientation.Vertical)
             bar.setRange(0, TARGET)
             bar.setTextVisible(False)
-            bar.setFixedHeight(self.fontMetrics().height() * 3)
+            bar.setFixedHeight(self.fontMetrics().height() * 2)
             label = QLabel(str(digit))
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             row.addWidget(bar, 0, digit, Qt.AlignmentFlag.AlignHCenter)
             row.addWidget(label, 1, digit)
             self.progress_bars.append(bar)
-        self._progress = QWidget()
+        self._progress = QWidget()  # shown in Teach me mode only
         progress_layout = QVBoxLayout(self._progress)
         progress_layout.setContentsMargins(0, 0, 0, 0)
-        progress_layout.addWidget(self.prompt)
+        progress_layout.setSpacing(2)
         progress_layout.addLayout(row)
         progress_layout.addWidget(self.hint)
         buttons = QHBoxLayout()
         buttons.addWidget(self.toggle)
+        buttons.addWidget(self.prompt, 1, Qt.AlignmentFlag.AlignCenter)
         buttons.addWidget(self.skip_button)
-        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(buttons)
         layout.addWidget(self._progress)
         self._progress.hide()
         self.skip_button.hide()
+        self.prompt.hide()
         self._counts = [0] * 10
         self._mean_true_probability: list[float | None] = [None] * 10
         self.toggle.toggled.connect(self.on_toggle_toggled)
@@ -108,8 +110,8 @@ class TeachPanel(QWidget):
 
     @Slot(bool)
     def on_toggle_toggled(self, active: bool) -> None:
-        self._progress.setVisible(active)
-        self.skip_button.setVisible(active)
+        for widget in (self._progress, self.skip_button, self.prompt):
+            widget.setVisible(active)
         self.toggle.setText("Stop teaching" if active else "Teach me")
         if active:
             self.ask_next()
