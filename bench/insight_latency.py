@@ -90,13 +90,17 @@ def ig_sweep(predictor: Predictor, images: list[np.ndarray], steps: tuple[int, .
     blank, model = -mean / std, predictor.model
     errors: dict[int, list[float]] = {s: [] for s in steps}
     times: dict[int, list[float]] = {s: [] for s in steps}
+    cases = []
     for img in images:
         x = preprocess(img, (mean, std)).tensor.unsqueeze(0)
         target = int(predictor.probabilities(x).argmax())
         fine = torch.zeros(28, 28)
         for chunk in range(reference // 64):  # the reference in chunks: midpoints of `reference` equal segments
             fine += _midpoint_ig(model, x, target, blank, reference, range(chunk * 64, chunk * 64 + 64))
-        for s in steps:
+        cases.append((x, target, fine))
+    for s in steps:
+        integrated_gradients(model, cases[0][0], cases[0][1], blank, s)  # warm-up: first calls of a shape are slow
+        for x, target, fine in cases:
             started = time.perf_counter()
             approx = integrated_gradients(model, x, target, blank, s)
             times[s].append((time.perf_counter() - started) * 1e3)

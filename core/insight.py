@@ -27,10 +27,10 @@ ATTRIBUTION_DESCRIPTIONS: dict[str, str] = {
     "gradcam": "where the last convolution layer's maps, weighted by how much they raise the digit's score, "
                "light up (coarse: that layer's resolution, enlarged to 28x28)",
 }
-# Gauss-Legendre points on the blank -> drawing path: 7% (median relative L2) from a 512-point integral, 38 ms for
+# Gauss-Legendre points on the blank -> drawing path: 7% (median relative L2) from a 512-point integral, ~22 ms for
 # DigitNet on 1 thread; 16 points: 15%; 64: 3% at twice the time (bench/insight_latency.py).
 IG_STEPS = 32
-IG_BATCH = 32  # path points per forward/backward; a batch of 64 outgrew the CPU caches (3.5x the time of 32)
+IG_BATCH = 32  # path points per forward/backward: bounds memory for larger step counts (no speed difference)
 # Erased squares: 4x4 px side by side (a stroke is ~2 px wide). Overlapping ones (stride 2) look smoother but cost
 # ~4x (~100 ms for DigitNet on 1 thread) and were no more faithful: erasing the top 10% of ink they mark lowered
 # the score by 2.66 (median of 20 drawn digits) against 2.71 for side-by-side squares.
