@@ -77,13 +77,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"could not save weights to {out or 'the weights folder'}: {exc}", EXIT_FAILED)
 
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"weights": str(written), "base": base.name, "samples": result.samples,
                           "held_out": _rounded(result.held_out), "mnist_test": _rounded(result.mnist_test),
                           "seconds": round(result.seconds, 2)}))
         return EXIT_OK
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
     held = result.held_out
     print(f"fine-tuned {base.name} ({base.arch}) on {result.trained_on} of your {result.samples} samples "
           f"in {result.seconds:.1f} s")

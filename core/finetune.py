@@ -41,8 +41,8 @@ class FinetuneSettings:
     steps: int = 60                  # optimizer steps, one batch each
     lr: float = 5e-4                 # AdamW learning rate at the start, cosine-decayed to 0
     batch_size: int = 64             # images per step: the user's samples and MNIST replay together
-    replay_share: float = 0.5        # share of each batch drawn from MNIST's training images (0 = no replay)
-    distill_weight: float = 1.0      # pull the replay outputs toward the base model's (0 = plain replay)
+    replay_share: float = 0.75       # share of each batch drawn from MNIST's training images (0 = no replay)
+    distill_weight: float = 3.0      # pull the replay outputs toward the base model's (0 = plain replay)
     held_out_share: float = 0.2      # share of each digit's samples kept back to measure before/after (0 = none)
     min_held_out_samples: int = 20   # with fewer samples than this, all are trained on and none held out
     augment_strength: float = 0.7    # core.augment on the user's samples each step (0 = none)
@@ -157,7 +157,9 @@ def finetune(base: "LoadedWeights", samples: "SampleSet", settings: FinetuneSett
         torch.set_num_threads(settings.threads)
     try:
         device = select_device(settings.device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(settings.seed)  # dropout draws from the global generator; fork_rng restores it after
             result = _finetune(base, samples, settings, device, data_dir, download, on_progress, should_stop,
                                notes, timings)
@@ -194,6 +196,8 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
     model, steps_done, stopped = _train(model, images[train_idx], labels[train_idx], mnist, settings, norm, device,
                                         on_progress, should_stop)
     timings["train"] = time.perf_counter() - tick
+    if not stopped and should_stop is not None and should_stop():
+        stopped = True  # asked during the last step: skip the measuring passes too (MNIST's takes seconds)
 
     tick = time.perf_counter()
     held_out = mnist_test = None
