@@ -27,6 +27,21 @@ if TYPE_CHECKING:
 ATTRIBUTION_SIDE = 196  # 7x the 28x28 input
 
 
+WARMED_UP = "warmed up"  # what a warm-up run returns instead of an explanation
+
+
+def _warm_up(predictor: Predictor) -> str:
+    """One explanation of a drawn bar (worker thread), so the user's first drawing is explained at full speed."""
+    import numpy as np
+
+    from core.insight import explain
+
+    bar = np.zeros((28, 28), np.uint8)
+    bar[6:22, 13:15] = 255
+    explain(predictor, bar)
+    return WARMED_UP
+
+
 class WhyPanel(QWidget):
     """The attribution heatmap over the input, for the answer or any digit the user picks ("why not 7?")."""
 
@@ -197,6 +212,8 @@ class InsightTab(QWidget):
         from core.insight import ATTRIBUTION_METHODS
 
         self.why.set_methods(ATTRIBUTION_METHODS)
+        if not self._task.is_running():  # torch's first pass at a new batch shape is slow: pay it before a drawing
+            self._task.start(lambda control, predictor=self._predictor: _warm_up(predictor))
         self.request_update()
 
     def _show_filters(self) -> None:
@@ -256,6 +273,8 @@ class InsightTab(QWidget):
     def on_task_succeeded(self, result: tuple | None) -> None:
         if self._pending:
             return  # already out of date: the next one starts in on_task_finished
+        if result == WARMED_UP:
+            return
         if result is None:
             self._show_nothing("Nothing to recognize: no ink stands out from the paper.")
             return
