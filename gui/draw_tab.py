@@ -37,6 +37,7 @@ class DrawTab(QWidget):
         self._ink_found: bool | None = None  # the last prediction found ink (None: not predicted)
         self.library = library if library is not None else SampleLibrary(parent=self)
         self._no_model_message = "Loading model…"
+        self._bars_stale = False  # the drawing changed while another tab showed the pad
         self.pad = DrawingPad()
         self.bars = ProbabilityBars()
         self.corrections = CorrectionRow()
@@ -242,12 +243,21 @@ class DrawTab(QWidget):
     # ------------------------------------------------------------ slots
     @Slot()
     def on_pad_stroke_moved(self) -> None:
-        if not self._live_timer.isActive():
+        if self.isVisible() and not self._live_timer.isActive():
             self._live_timer.start()
 
     @Slot()
     def on_pad_drawing_changed(self) -> None:
-        self.refresh_prediction()
+        if self.isVisible():
+            self.refresh_prediction()
+        else:  # the pad is lent to another tab: predict when the bars are seen again, not on that tab's time
+            self._bars_stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._bars_stale:
+            self._bars_stale = False
+            self.refresh_prediction()
 
     @Slot()
     def on_live_timer_timeout(self) -> None:
