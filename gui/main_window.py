@@ -59,7 +59,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.draw_tab, "&Draw")
         self.tabs.addTab(self.insight_tab, "&Insight")
-        self.tabs.addTab(self.evaluate_tab, "E&valuate")
+        self.tabs.addTab(self.evaluate_tab, "Ev&aluate")
         self.tabs.addTab(self.my_digits_tab, "&My digits")
         self.tabs.addTab(self.train_tab, "&Train")
         self.setCentralWidget(self.tabs)
@@ -120,7 +120,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self._action(train, "S&top training", self.train_tab.stop_training, ["Ctrl+Shift+T"])
         view = bar.addMenu("&View")
         for number, (tab, name) in enumerate([(self.draw_tab, "&Draw"), (self.insight_tab, "&Insight"),
-                                              (self.evaluate_tab, "E&valuate"), (self.my_digits_tab, "&My digits"),
+                                              (self.evaluate_tab, "Ev&aluate"), (self.my_digits_tab, "&My digits"),
                                               (self.train_tab, "&Train")], 1):
             self._action(view, f"{name} tab", lambda _=False, tab=tab: self.tabs.setCurrentWidget(tab),
                          [f"Ctrl+{number}"])
