@@ -7,9 +7,9 @@ come from separate seed streams, so no held-out image is ever tuned on.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +22,8 @@ from torch import nn
 from core import augment as augmentation
 from core import paths
 from core.data import DataError, MnistData, load_mnist, to_float
-from core.settings import DEVICES
-from core.training import evaluate, inference_model, normalize, select_device
+from core.settings import DEVICES, PRECISIONS
+from core.training import autocast_dtype, evaluate, inference_model, normalize, select_device
 from core.weights import save_weights
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class FinetuneSettings:
     augment_strength: float = 0.7    # core.augment on the user's samples each step (0 = none)
     seed: int = 0                    # held-out split, batch order, augmentation and dropout
     device: str = "auto"             # auto | cpu | cuda | mps
+    precision: str = "auto"          # fp32 | auto (bfloat16 autocast where the hardware has it) | bf16; weights stay fp32
     threads: int | None = None       # torch intra-op threads while fine-tuning; None = as they are
     reuse_recorded_mnist: bool = True  # MNIST "before" = the test accuracy the base file records, if any (saves a pass)
 
@@ -63,6 +65,7 @@ class FinetuneSettings:
             (self.min_held_out_samples >= 2, "the minimum for a held-out split must be at least 2 samples"),
             (self.augment_strength >= 0, "augmentation strength cannot be negative"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
         ]
         for ok, message in checks:
@@ -129,6 +132,15 @@ def _freeze_batchnorm(model: nn.Module) -> None:
             module.eval()
 
 
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: tuple[float, float],
+              device: torch.device) -> float:
+    """core.training.evaluate's accuracy; on CPUs with the model in channels-last memory format (in place), where the
+    BatchNorm-folded DigitNet reads MNIST's test set ~1.9x faster (4.4 -> 2.3 s on 2 cores)."""
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return evaluate(model, images, labels, norm, device).accuracy
+
+
 def _load_replay(data_dir: str | Path | None, download: bool, notes: list[str]) -> MnistData | None:
     try:
         return load_mnist(data_dir, val_fraction=0.0, download=download)
@@ -140,7 +152,7 @@ def _load_replay(data_dir: str | Path | None, download: bool, notes: list[str]) 
         return None
 
 
-def finetune(base: "LoadedWeights", samples: "SampleSet", settings: FinetuneSettings | None = None,
+def finetune(base: LoadedWeights, samples: SampleSet, settings: FinetuneSettings | None = None,
              data_dir: str | Path | None = None, download: bool = False,
              on_progress: Callable[[FinetuneProgress], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
@@ -184,12 +196,12 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
     timings["data"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    held_before = evaluate(model, images[held_idx], labels[held_idx], norm, device).accuracy if len(held_idx) else None
+    held_before = _accuracy(model, images[held_idx], labels[held_idx], norm, device) if len(held_idx) else None
     mnist_before = None
     if mnist is not None:
         recorded = base.metrics.get("test_accuracy") if settings.reuse_recorded_mnist else None
         mnist_before = (float(recorded) if isinstance(recorded, (int, float)) and 0 <= recorded <= 1 else
-                        evaluate(model, mnist.test_images, mnist.test_labels, norm, device).accuracy)
+                        _accuracy(model, mnist.test_images, mnist.test_labels, norm, device))
     timings["before"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -201,12 +213,14 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
 
     tick = time.perf_counter()
     held_out = mnist_test = None
+    cpu = torch.device("cpu")
     if len(held_idx):
-        after = None if stopped else evaluate(model, images[held_idx], labels[held_idx], norm).accuracy
+        after = None if stopped else _accuracy(model, images[held_idx], labels[held_idx], norm, cpu)
         held_out = {"n": len(held_idx), "before": held_before, "after": after}
     if mnist is not None:
-        after = None if stopped else evaluate(model, mnist.test_images, mnist.test_labels, norm).accuracy
+        after = None if stopped else _accuracy(model, mnist.test_images, mnist.test_labels, norm, cpu)
         mnist_test = {"before": mnist_before, "after": after}
+    model = model.to(memory_format=torch.contiguous_format).eval()
     if stopped:
         notes.append(f"stopped after {steps_done} of {settings.steps} steps: accuracy after was not measured")
     timings["after"] = time.perf_counter() - tick
@@ -217,7 +231,7 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
 def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: MnistData | None,
            settings: FinetuneSettings, norm: tuple[float, float], device: torch.device,
            on_progress, should_stop) -> tuple[nn.Module, int, bool]:
-    """The fine-tuning loop; returns the model (CPU, eval mode), steps done and whether it was stopped."""
+    """The fine-tuning loop; returns the model (CPU, eval mode, channels-last on CPUs), steps done, whether stopped."""
     generator = torch.Generator().manual_seed(settings.seed)
     n_replay = round(settings.batch_size * settings.replay_share) if mnist is not None else 0
     n_user = settings.batch_size - n_replay
@@ -228,6 +242,7 @@ def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
+    amp_dtype = autocast_dtype(settings.precision, device)
     _freeze_batchnorm(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
@@ -249,11 +264,13 @@ def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: 
         x = normalize(x, norm).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            logits = model(x).float()
+            if teacher is not None:
+                with torch.no_grad():
+                    target = F.log_softmax(teacher(x[n_user:]).float(), dim=1)
         loss = F.cross_entropy(logits, y.to(device))
         if teacher is not None:
-            with torch.no_grad():
-                target = F.log_softmax(teacher(x[n_user:]), dim=1)
             loss = loss + settings.distill_weight * F.kl_div(F.log_softmax(logits[n_user:], dim=1), target,
                                                              log_target=True, reduction="batchmean")
         optimizer.zero_grad(set_to_none=True)
@@ -266,7 +283,7 @@ def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: 
         steps_done = step + 1
         if on_progress is not None:
             on_progress(FinetuneProgress(steps_done, settings.steps, loss_value))
-    return model.to("cpu", memory_format=torch.contiguous_format).eval(), steps_done, stopped
+    return model.to("cpu").eval(), steps_done, stopped
 
 
 def _same_file(a: Path, b: Path | None) -> bool:
@@ -289,7 +306,7 @@ def default_output(arch: str) -> Path:
     raise FinetuneError(f"could not find a free file name in {folder}")
 
 
-def check_output(out: Path, base: "LoadedWeights") -> None:
+def check_output(out: Path, base: LoadedWeights) -> None:
     """FinetuneError if `out` is the shipped default weights, the base file, or not a writable regular file."""
     if _same_file(out, paths.DEFAULT_WEIGHTS):
         raise FinetuneError(f"{out} is the shipped default weights; they are never overwritten, choose another file")
@@ -301,7 +318,7 @@ def check_output(out: Path, base: "LoadedWeights") -> None:
         raise FinetuneError(f"{out} is write-protected")
 
 
-def save_finetuned(result: FinetuneResult, base: "LoadedWeights", out: Path | str | None = None) -> Path:
+def save_finetuned(result: FinetuneResult, base: LoadedWeights, out: Path | str | None = None) -> Path:
     """Write the fine-tuned weights (default: a new file in the per-user weights folder); never over the shipped
     defaults or the base file. Raises FinetuneError for those, OSError if writing fails."""
     if result.stopped:

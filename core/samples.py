@@ -69,7 +69,7 @@ class SampleSet:
     def counts(self) -> list[int]:
         return np.bincount(self.labels, minlength=10)[:10].tolist()
 
-    def inputs(self) -> "torch.Tensor":
+    def inputs(self) -> torch.Tensor:
         """The images normalized for the model: float (N, 1, 28, 28)."""
         import torch
 

@@ -119,7 +119,8 @@ def test_unusable_base_weights_are_one_line(tmp_path, capsys):
 @requires_real_mnist
 def test_real_writer_is_learned_without_forgetting_mnist(real_mnist_dir, tmp_path, capsys):
     """The shipped weights misread a child's reversed 3, 4, 6, 7 and 9; ten samples of each digit teach it."""
-    from bench.writer_sets import WRITERS, write_image_folder as save_folder, writer_samples
+    from bench.writer_sets import WRITERS, writer_samples
+    from bench.writer_sets import write_image_folder as save_folder
     from core.predict import Predictor
 
     writer = WRITERS["mirror"]

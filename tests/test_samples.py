@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core import paths
-from core.samples import SampleSet, SamplesError, SampleStore, load_samples
+from core.samples import SamplesError, SampleSet, SampleStore, load_samples
 
 
 def drawn_digit(digit: int, size: int = 200, seed: int = 0) -> Image.Image:
