@@ -158,7 +158,7 @@ def _interpolate(queries: np.ndarray, reference: np.ndarray, positions: np.ndarr
 def tsne_projection(features: np.ndarray, seed: int = 0, should_stop: Callable[[], bool] | None = None,
                     on_progress: Callable[[int, int], None] | None = None, *, labels: np.ndarray | None = None,
                     max_points: int = TSNE_POINTS, threads: int | None = None) -> Projection | None:
-    """t-SNE (openTSNE, Barnes-Hut) of at most `max_points` points, the others placed among their neighbours.
+    """t-SNE (openTSNE, Barnes-Hut) of about `max_points` points, the others placed among their neighbours.
 
     `labels` make the subsample stratified; `threads` (default TSNE_THREADS) are openTSNE's.
     `on_progress(iterations done, total)` every few iterations; `should_stop()` is checked as often, and a
