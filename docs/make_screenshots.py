@@ -1,9 +1,10 @@
-"""Regenerates docs/draw_tab.png and docs/train_tab.png offscreen: `python docs/make_screenshots.py`.
+"""Regenerates the tabs' screenshots in docs/ offscreen: `python docs/make_screenshots.py`.
 
 Options: --dark (dark palette), --scale 2 (200% scaling), --weights PATH, --out DIR.
 
-The Draw tab shows a digit drawn with mouse events and its bars (shipped default weights); the Train tab is captured
-mid-run while the quick preset trains on real MNIST (../shared/data or --data). Settings and trained weights go to a
+The Draw tab shows a digit drawn with mouse events and its bars (shipped default weights); the Insight tab the same
+drawing's feature maps and attribution; the Evaluate tab the test-set results and the map (real MNIST); the Train tab
+is captured mid-run while the quick preset trains on real MNIST (../shared/data or --data). Settings and trained weights go to a
 temporary folder, never the user's. If text renders as boxes, install a font (Debian/Ubuntu: fonts-dejavu-core).
 """
 from __future__ import annotations
@@ -122,6 +123,10 @@ def capture(window, args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out / "draw_tab.png"))
     print(f"draw tab: predicted {window.draw_tab.bars.top_digit()} -> {args.out / 'draw_tab.png'}")
+    capture_insight(window, args)
+    if capture_evaluate(window, args) != 0:
+        return 1
+    capture_my_digits(window, args)
 
     tab = window.train_tab
     window.tabs.setCurrentWidget(tab)
@@ -135,6 +140,80 @@ def capture(window, args) -> int:
     window.grab().save(str(args.out / "train_tab.png"))
     print(f"train tab: {tab.progress.value()} of {tab.progress.maximum()} batches -> {args.out / 'train_tab.png'}")
     return 0
+
+def capture_insight(window, args) -> None:
+    tab = window.insight_tab
+    window.tabs.setCurrentWidget(tab)
+    wait_until(lambda: tab.explanation() is not None and not tab.is_busy(), 30)
+    grid = tab.pipeline.grids()[0]
+    tab.on_pipeline_map_clicked(0, min(5, grid.tile_count() - 1))  # one map enlarged, as a click does
+    wait_until(lambda: True, 0.2)
+    window.grab().save(str(args.out / "insight_tab.png"))
+    print(f"insight tab: {len(tab.pipeline.grids())} layers -> {args.out / 'insight_tab.png'}")
+
+
+def capture_evaluate(window, args) -> int:
+    import numpy as np
+
+    tab = window.evaluate_tab
+    window.train_tab.form.set_data_folder(str(args.data))
+    window.tabs.setCurrentWidget(tab)
+    tab.start_evaluation()
+    wait_until(lambda: not tab.is_busy(), 300)
+    report = tab.report()
+    if report is None:
+        print(f"error: evaluation did not finish: {tab.status.text()}")
+        return 1
+    confusion = np.array(report.evaluation.confusion)
+    np.fill_diagonal(confusion, 0)
+    true, predicted = np.unravel_index(np.argmax(confusion), confusion.shape)
+    tab.matrix.select(int(true), int(predicted))
+    tab.on_matrix_cell_clicked(int(true), int(predicted))
+    window.grab().save(str(args.out / "evaluate_tab.png"))
+    print(f"evaluate tab: accuracy {report.evaluation.accuracy:.4f} -> {args.out / 'evaluate_tab.png'}")
+    tab.pages.setCurrentIndex(2)
+    wait_until(lambda: tab.map_choice.count() > 1, 120)  # t-SNE, computed in the background
+    tab.map_choice.setCurrentIndex(1)
+    window.draw_tab.pad.clear()
+    draw(window.draw_tab.pad, TWO)
+    wait_until(lambda: tab.map.marker_position() is not None, 10)
+    window.grab().save(str(args.out / "evaluate_map.png"))
+    print(f"evaluate map: t-SNE with the drawing placed -> {args.out / 'evaluate_map.png'}")
+    window.draw_tab.pad.clear()
+    return 0
+
+
+def pen_strokes(digit: int, k: int) -> list:
+    """A digit in one of the pen generator's hands, as strokes in paper coordinates filling ~70% of the pad."""
+    import numpy as np
+
+    from core.pen_digits import VARIANTS, jittered_polylines
+
+    hands = [v for v in VARIANTS if v.digit == digit]
+    polylines = jittered_polylines(hands[k % len(hands)], np.random.default_rng([digit, k]))
+    points = np.concatenate(polylines)
+    lo, hi = points.min(0), points.max(0)
+    scale = 0.7 / max(hi - lo)
+    offset = (1 - (hi - lo) * scale) / 2
+    return [[(float(x), float(y)) for x, y in (line - lo) * scale + offset] for line in polylines]
+
+
+def capture_my_digits(window, args) -> None:
+    """Saves 16 drawn samples as a user does (two of them labelled wrongly on purpose) and shows My digits."""
+    tab = window.draw_tab
+    window.tabs.setCurrentWidget(tab)
+    saved = [(d, d, k) for k in range(2) for d in range(10) if (d + k) % 3 != 2][:14] + [(1, 4, 0), (7, 1, 1)]
+    for drawn, label, k in saved:  # (what is drawn, the label it is saved as, which hand)
+        tab.pad.clear()
+        draw(tab.pad, pen_strokes(drawn, k))
+        tab.save_sample(label)
+    library = window.my_digits_tab.library
+    window.tabs.setCurrentWidget(window.my_digits_tab)
+    wait_until(lambda: not library.is_busy(), 60)
+    wait_until(lambda: True, 0.3)
+    window.grab().save(str(args.out / "my_digits_tab.png"))
+    print(f"my digits: {len(library.samples())} samples -> {args.out / 'my_digits_tab.png'}")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -91,6 +91,8 @@ class ConfusionMatrix(QWidget):
         left, top, side = self._grid()
         painter.setPen(text)
         painter.drawText(QRectF(left, 0, 10 * side, top / 2), Qt.AlignmentFlag.AlignCenter, "predicted digit")
+        painter.drawText(QRectF(0, top / 2, left - 6, top / 2),
+                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "true digit")
         for d in range(10):
             painter.drawText(QRectF(left + d * side, top / 2, side, top / 2), Qt.AlignmentFlag.AlignCenter, str(d))
         if self._confusion is None:

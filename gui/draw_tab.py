@@ -55,6 +55,7 @@ class DrawTab(QWidget):
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setObjectName("brushSlider")
         self.brush_slider.setRange(*BRUSH_RANGE)
+        self.brush_slider.setMinimumWidth(self.fontMetrics().horizontalAdvance("0") * 8)  # usable on a narrow pad
         self.brush_slider.setValue(DEFAULT_BRUSH)
         self.brush_slider.setToolTip(f"Brush width for new strokes; {DEFAULT_BRUSH} draws MNIST-like strokes")
         self.notice = QLabel()

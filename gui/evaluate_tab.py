@@ -73,6 +73,8 @@ class EvaluateTab(QWidget):
         self.map = EmbeddingMap()
         self.map_choice = QComboBox()
         self.map_choice.addItem("PCA", "pca")
+        self.map_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.map_choice.setMinimumContentsLength(6)
         self.map_choice.setToolTip("PCA: a straight projection, at once. t-SNE: keeps neighbours together, computed "
                                    "in the background after each evaluation.")
         self.map_status = QLabel()

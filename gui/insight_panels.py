@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLayout, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.map_grid import MapGrid
 from gui.probability_bars import BarChart
@@ -47,6 +47,13 @@ def render_layers(explanation: "Explanation") -> list[tuple[list[QImage], list[s
     return rendered
 
 
+def short_title(layer: "LayerMaps") -> str:
+    """Two short lines for a column's head, e.g. "Conv 2 + ReLU" / "32 maps, 14×14" (BatchNorm is in the tooltip)."""
+    name = layer.title.split(":")[0].replace(" + BatchNorm", "")
+    c, h, w = layer.maps.shape
+    return f"{name}\n{c} maps, {w}×{h}" if h * w > 1 else f"{name}\n{c} numbers"
+
+
 def _caption(text: str) -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
@@ -62,6 +69,7 @@ class PipelineRow(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._layout = QHBoxLayout(self)
+        self._layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # the scroll area scrolls, never squeezes
         self._layout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.seen = QLabel()
         self.seen.setToolTip("What the network sees: your drawing after MNIST-style preprocessing, 28×28 pixels")
@@ -78,7 +86,6 @@ class PipelineRow(QWidget):
         box = QVBoxLayout(column)
         box.setContentsMargins(4, 0, 4, 0)
         label = _caption(title)
-        label.setMaximumWidth(max(widget.sizeHint().width(), self.fontMetrics().horizontalAdvance("0") * 14))
         box.addWidget(label)
         box.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         box.addStretch(1)
@@ -103,7 +110,7 @@ class PipelineRow(QWidget):
             grid = MapGrid()
             grid.tile_clicked.connect(lambda channel, index=index: self.map_clicked.emit(index, channel))
             self._layout.addWidget(self._arrow())
-            self._layout.addWidget(self._column(layer.title, grid))
+            self._layout.addWidget(self._column(short_title(layer), grid))
             self._grids.append(grid)
         self._layout.addWidget(self._arrow())
         self._layout.addWidget(self._column("Outputs", self.outputs))
@@ -116,7 +123,8 @@ class PipelineRow(QWidget):
             self._build(explanation.layers)
         for grid, title, layer, (images, tips) in zip(self._grids, self._titles[1:], explanation.layers, rendered):
             grid.set_images(images, tips)
-            title.setText(layer.title)
+            title.setText(short_title(layer))
+            title.setToolTip(layer.title)
         self.seen.setPixmap(pixmap(explanation.image28, 112))
         self.outputs.probabilities = list(explanation.probabilities)
         self.outputs.update()
@@ -135,7 +143,7 @@ class PipelineRow(QWidget):
 class ZoomView(QWidget):
     """One feature map enlarged, with what it is; follows the drawing while it changes."""
 
-    SIDE = 168
+    SIDE = 128
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -155,7 +163,10 @@ class ZoomView(QWidget):
 
         values = layer.maps[channel]
         self.picture.setPixmap(pixmap(activation_rgb(values, max(float(layer.maps.max()), 1e-6)), self.SIDE))
-        self.text.setText(map_tip(layer, channel) + "\nBright: where this channel's pattern was found.")
+        h, w = values.shape
+        self.text.setText(f"{short_title(layer).splitlines()[0]}, channel {channel}\n"
+                          f"{w}×{h}, values {float(values.min()):.3g} to {float(values.max()):.3g}")
+        self.text.setToolTip(map_tip(layer, channel))
 
     def clear(self) -> None:
         self.selected = None

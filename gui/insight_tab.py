@@ -160,7 +160,7 @@ class InsightTab(QWidget):
         QVBoxLayout(pipeline_box).addWidget(scroll)
         why_box = QGroupBox("Why this answer")
         QVBoxLayout(why_box).addWidget(self.why)
-        zoom_box = QGroupBox("Feature map")
+        zoom_box = QGroupBox("Feature map (bright: its pattern is there)")
         QVBoxLayout(zoom_box).addWidget(self.zoom)
         filters_page = QWidget()
         filters_layout = QVBoxLayout(filters_page)
@@ -171,8 +171,8 @@ class InsightTab(QWidget):
         filters_scroll.setWidget(filters_page)
         filters_scroll.setWidgetResizable(True)
         extras = QTabWidget()
-        extras.addTab(filters_scroll, "First-layer filters")
-        extras.addTab(self.layers, "Layers and shapes")
+        extras.addTab(filters_scroll, "Filters")
+        extras.addTab(self.layers, "Layers")
         bottom = QWidget()
         bottom_row = QHBoxLayout(bottom)
         bottom_row.setContentsMargins(0, 0, 0, 0)
@@ -232,7 +232,7 @@ class InsightTab(QWidget):
         limit = max(float(abs(filters).max()), 1e-6)           # one signed scale shared by every filter
         self.filters.set_tiles([signed_rgb(f, limit) for f in filters],
                                [f"filter {c}: {f.shape[1]}×{f.shape[0]} weights from {f.min():.3g} to {f.max():.3g}"
-                                for c, f in enumerate(filters)])
+                                for c, f in enumerate(filters)], target=24)
         size = filters.shape[-1]
         self.filters_note.setText(
             f"The {len(filters)} {size}×{size} kernels the first layer slides over the image (its learned filters). "

@@ -14,18 +14,19 @@ from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from gui.qt_images import rgb_to_qimage
 
-GAP = 3  # px between tiles
+GAP = 3           # px between tiles
+MAX_HEIGHT = 220  # px: a grid grows sideways beyond this, so the pipeline scrolls one way (left to right)
 
 
-def tile_scale(height: int, channels: int) -> int:
+def tile_scale(height: int, channels: int, target: int | None = None) -> int:
     """Whole-pixel magnification: bigger tiles for few maps, so a 128-map layer still fits on screen."""
-    target = 44 if channels <= 16 else 30 if channels <= 64 else 22
+    target = target or (44 if channels <= 16 else 28 if channels <= 32 else 18 if channels <= 64 else 14)
     return max(1, round(target / height))
 
 
-def grid_rows(channels: int) -> int:
-    """Taller than wide (the pipeline runs left to right): about twice as many rows as columns."""
-    return max(1, math.ceil(math.sqrt(channels * 2)))
+def grid_rows(channels: int, row_height: int) -> int:
+    """About twice as many rows as columns (the pipeline runs left to right), at most MAX_HEIGHT tall."""
+    return max(1, min(math.ceil(math.sqrt(channels * 2)), MAX_HEIGHT // max(row_height, 1)))
 
 
 class MapGrid(QWidget):
@@ -47,18 +48,19 @@ class MapGrid(QWidget):
         self._label_h = round(self.fontMetrics().height() * 0.75)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
-    def set_tiles(self, tiles: list[np.ndarray], tips: list[str]) -> None:
-        """`tiles`: C pictures (H, W, 3) uint8 of one size; `tips`: what hovering each one says."""
-        self.set_images([rgb_to_qimage(t) for t in tiles], tips)
+    def set_tiles(self, tiles: list[np.ndarray], tips: list[str], target: int | None = None) -> None:
+        """`tiles`: C pictures (H, W, 3) uint8 of one size; `tips`: what hovering each one says; `target`: the
+        tiles' side on screen in px (default: by how many there are)."""
+        self.set_images([rgb_to_qimage(t) for t in tiles], tips, target)
 
-    def set_images(self, images: list[QImage], tips: list[str]) -> None:
+    def set_images(self, images: list[QImage], tips: list[str], target: int | None = None) -> None:
         """The same from ready QImages (made in a worker thread: QImage, unlike QPixmap, may be)."""
         self._images = images
         self._tips = tips
         h, w = (images[0].height(), images[0].width()) if images else (1, 1)
-        self._scale = tile_scale(h, len(images))
+        self._scale = tile_scale(h, len(images), target)
         self._tile = QSize(w * self._scale, h * self._scale)
-        self._rows = grid_rows(len(images))
+        self._rows = grid_rows(len(images), self._tile.height() + self._label_h + GAP)
         self.updateGeometry()
         self.adjustSize()
         self.update()
