@@ -27,6 +27,12 @@ TWO = [  # a handwritten 2 in paper coordinates: top arc, diagonal, base
 ]
 
 
+def shown_path(path: Path) -> str:
+    """The data folder as the form shows it: relative to the working folder, so no screenshot shows this machine's
+    own paths."""
+    return os.path.relpath(path)
+
+
 def wait_until(condition, seconds: float) -> None:
     """Run the event loop until condition() holds (QEventLoop, not QTest.qWait: qWait keeps the GIL from the worker)."""
     from PySide6.QtCore import QEventLoop, QTimer
@@ -131,7 +137,7 @@ def capture(window, args) -> int:
     tab = window.train_tab
     window.tabs.setCurrentWidget(tab)
     tab.form.populate()
-    tab.form.set_settings(replace(tab.form.settings(), epochs=3, data_dir=str(args.data)))
+    tab.form.set_settings(replace(tab.form.settings(), epochs=3, data_dir=shown_path(args.data)))
     tab.train_button.click()
     wait_until(lambda: tab.progress.value() >= args.batches or not tab.is_training(), 600)
     if not tab.chart.point_count():
@@ -156,7 +162,7 @@ def capture_evaluate(window, args) -> int:
     import numpy as np
 
     tab = window.evaluate_tab
-    window.train_tab.form.set_data_folder(str(args.data))
+    window.train_tab.form.set_data_folder(shown_path(args.data))
     window.tabs.setCurrentWidget(tab)
     tab.start_evaluation()
     wait_until(lambda: not tab.is_busy(), 300)

@@ -144,3 +144,16 @@ def test_missing_mnist_says_so_and_nothing_else_breaks(qtbot, window, tmp_path, 
     window.tabs.setCurrentWidget(window.draw_tab)
     draw(window.draw_tab.pad, [[(0.5, 0.15), (0.5, 0.85)]])
     assert window.draw_tab.bars.probabilities() is not None  # drawing still works
+
+
+def test_cancel_on_the_real_test_set_stops_and_keeps_nothing(qtbot, settings, real_mnist_dir):
+    window = open_window(qtbot, settings, None)  # the shipped weights: a full pass takes seconds, so Cancel lands
+    window.train_tab.form.set_data_folder(str(real_mnist_dir))
+    window.tabs.setCurrentWidget(window.evaluate_tab)
+    tab = window.evaluate_tab
+    assert tab.start_evaluation()
+    qtbot.waitUntil(lambda: tab.progress.maximum() == 10_000, timeout=TIMEOUT)  # MNIST loaded, images going through
+    qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=TIMEOUT)
+    assert tab.report() is None and "Cancelled" in tab.status.text()
+    assert tab.evaluate_button.isEnabled() and not tab.cancel_button.isEnabled()
