@@ -39,7 +39,7 @@ def child(spec: dict) -> int:
     import torch
 
     from bench.writer_sets import write_image_folder, writer_samples
-    from core.finetune import FinetuneSettings, finetune
+    from core.finetune import finetune, finetune_settings
     from core.predict import Predictor
     from core.samples import load_samples
     from core.weights import LoadedWeights, load_default_weights, load_weights
@@ -51,7 +51,7 @@ def child(spec: dict) -> int:
         folder = write_image_folder(*writer_samples(writer, spec["per_digit"], "tune", spec["seed"]), Path(tmp))
         started = time.perf_counter()  # what the user waits for: reading the samples folder to the numbers after
         samples = load_samples(folder, base.normalization)
-        result = finetune(base, samples, FinetuneSettings(**{**spec["settings"], "seed": spec["seed"]}),
+        result = finetune(base, samples, finetune_settings(base.arch, **{**spec["settings"], "seed": spec["seed"]}),
                           data_dir=spec["data"])
         seconds = time.perf_counter() - started
 

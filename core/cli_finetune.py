@@ -27,7 +27,7 @@ def _rounded(numbers: dict | None) -> dict | None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from core.finetune import FinetuneError, FinetuneSettings, check_output, finetune, save_finetuned
+    from core.finetune import FinetuneError, check_output, finetune, finetune_settings, save_finetuned
     from core.samples import SamplesError, load_samples
     from core.weights import WeightsError, load_default_weights, load_weights
 
@@ -60,7 +60,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
 
-    settings = FinetuneSettings(seed=args.seed) if args.seed is not None else FinetuneSettings()
+    settings = finetune_settings(base.arch, **({"seed": args.seed} if args.seed is not None else {}))
     try:
         result = finetune(base, samples, settings, data_dir=args.data, download=args.download, on_progress=on_progress)
     except FinetuneError as exc:

@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,7 @@ class FinetuneError(Exception):
 
 @dataclass
 class FinetuneSettings:
-    """Everything that defines a fine-tune; the defaults are the measured recipe (bench/finetune.py)."""
+    """Everything that defines a fine-tune; the defaults are the recipe measured for DigitNet (bench/finetune.py)."""
 
     steps: int = 60                  # optimizer steps, one batch each
     lr: float = 5e-4                 # AdamW learning rate at the start, cosine-decayed to 0
@@ -71,6 +71,16 @@ class FinetuneSettings:
         for ok, message in checks:
             if not ok:
                 raise FinetuneError(message)
+
+
+# The defaults above are DigitNet's (the shipped weights). The small nets need bolder steps to learn a new hand, and
+# theirs cost ~1/20 of DigitNet's: measured on the three writers of bench/finetune.py (bench/README.md).
+ARCH_RECIPES: dict[str, dict] = {"tutorial": {"steps": 400, "lr": 3e-3}, "fastnet": {"steps": 200, "lr": 2e-3}}
+
+
+def finetune_settings(arch: str, **overrides) -> FinetuneSettings:
+    """The measured recipe for an architecture, with some fields changed (what finetune() uses without settings)."""
+    return replace(FinetuneSettings(), **{**ARCH_RECIPES.get(arch, {}), **overrides})
 
 
 @dataclass
@@ -156,8 +166,10 @@ def finetune(base: LoadedWeights, samples: SampleSet, settings: FinetuneSettings
              data_dir: str | Path | None = None, download: bool = False,
              on_progress: Callable[[FinetuneProgress], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
-    """Fine-tune a copy of `base` on `samples` (MNIST replay from `data_dir` when found); `should_stop()` each step."""
-    settings = settings or FinetuneSettings()
+    """Fine-tune a copy of `base` on `samples` (MNIST replay from `data_dir` when found); `should_stop()` each step.
+
+    Without `settings`, the recipe measured for the base's architecture (finetune_settings)."""
+    settings = settings or finetune_settings(base.arch)
     settings.validate()
     if len(samples) == 0:
         raise FinetuneError("there are no samples to fine-tune on")

@@ -175,3 +175,16 @@ def test_load_samples_refuses_a_folder_with_nothing_usable(tmp_path):
     Image.new("L", (30, 30), 255).save(tmp_path / "5" / "blank.png")
     with pytest.raises(SamplesError, match="no usable digit image"):
         load_samples(tmp_path)
+
+
+def test_listing_and_saving_samples_does_not_load_torch(tmp_path):
+    """The GUI counts and saves samples before torch is loaded (it takes seconds to import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from core.samples import SampleStore; s = SampleStore(sys.argv[1]); "
+            "s.add(np.zeros((20, 20), np.uint8), 3); assert s.counts()[3] == 1; print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
