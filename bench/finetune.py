@@ -85,7 +85,8 @@ def run_once(row: dict, seed: int, args: argparse.Namespace, script: Path) -> di
     return result
 
 
-def summarize(row: dict, runs: list[dict], base_runs: dict[int, dict] | None) -> dict:
+def summarize(row: dict, runs: list[dict], base_runs: dict[int, dict] | None, shipped: bool) -> dict:
+    """Medians of one row; the MNIST target (>= 99.4% after) is judged for the shipped weights only."""
     if row["kind"] == "script":
         return {"name": row["name"], "n": len(runs), "seconds": median([r["train_seconds"] for r in runs]),
                 "time_to_accuracy": median([r["seconds"] for r in runs]),
@@ -105,7 +106,8 @@ def summarize(row: dict, runs: list[dict], base_runs: dict[int, dict] | None) ->
         summary["ratio_to_accuracy"] = median([r["seconds"] / base_runs[r["seed"]]["seconds"] for r in runs])
     summary["met"] = {
         "held_out": summary["writer_after_min"] >= TARGET_HELD_OUT,
-        "mnist": summary["mnist_after_min"] is not None and summary["mnist_after_min"] >= TARGET_MNIST,
+        "mnist": (summary["mnist_after_min"] is not None and summary["mnist_after_min"] >= TARGET_MNIST) if shipped
+        else None,
         "time": summary["ratio"] <= TARGET_RATIO if "ratio" in summary else None,
     }
     return summary
@@ -162,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"  {result['seconds']:.1f} s, writer {_pct(result['writer_before'])} -> "
                         f"{_pct(result['writer_after'])}, MNIST after {_pct(mnist)}")
     base_runs = None if args.no_baseline else {r["seed"]: r for r in runs[rows[0]["name"]]}
-    summaries = [summarize(row, runs[row["name"]], base_runs) for row in rows]
+    summaries = [summarize(row, runs[row["name"]], base_runs, shipped=not args.weights) for row in rows]
     info = machine()
     report = {"benchmark": "finetune", "machine": info, "repeats": args.repeats, "data": args.data,
+              "weights": args.weights or "shipped default weights",
               "per_digit": args.per_digit, "heldout_per_digit": args.heldout_per_digit,
               "settings": json.loads(args.settings), "targets": {"writer_held_out": TARGET_HELD_OUT,
                                                                  "mnist_test": TARGET_MNIST, "ratio": TARGET_RATIO},
