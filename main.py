@@ -1,4 +1,4 @@
-"""Entry point: `python main.py` opens the desktop app; `python main.py train|predict|evaluate|export|summary ...` runs headless."""
+"""Entry point: `python main.py` opens the desktop app; `python main.py COMMAND ...` runs headless (core/cli.py)."""
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,4 @@
-"""The headless command line: train, predict, evaluate, export, summary (`python main.py <command> --help`)."""
+"""The headless command line: train, predict, evaluate, export, summary, explain, finetune (`main.py CMD --help`)."""
 from __future__ import annotations
 
 import argparse
@@ -174,6 +174,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from core.cli_explain import add_explain_parser
+    from core.cli_finetune import add_finetune_parser
     from core.models import ARCHITECTURES
     from core.training import DEVICES, OPTIMIZERS, PRECISIONS, PRESETS
 
@@ -225,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", choices=list(ARCHITECTURES), default="digitnet")
     s.add_argument("--weights", metavar="PATH", help="summarize the model in this weights file instead")
     s.set_defaults(func=cmd_summary)
-    from core.cli_explain import add_explain_parser; add_explain_parser(sub)  # noqa: E702 (explain: core/cli_explain.py)
-    from core.cli_finetune import add_finetune_parser; add_finetune_parser(sub)  # noqa: E702 (core/cli_finetune.py)
+    add_explain_parser(sub)   # core/cli_explain.py
+    add_finetune_parser(sub)  # core/cli_finetune.py
     return parser
 
 
