@@ -100,7 +100,7 @@ class WhyPanel(QWidget):
             self.method.addItem(name, key)
 
     def show_explanation(self, e: "Explanation") -> None:
-        from core.insight_render import attribution_rgb
+        from core.insight_render import NEGATIVE, POSITIVE, attribution_rgb
 
         self.picture.setPixmap(pixmap(attribution_rgb(e.image28, e.attribution), ATTRIBUTION_SIDE))
         self.buttons.button(e.target).setChecked(True)
@@ -109,8 +109,9 @@ class WhyPanel(QWidget):
             lead = f"<b>Why {e.digit}?</b> ({100 * p:.1f}%)"
         else:
             lead = (f"<b>Why not {e.target}?</b> The network says {e.digit}; {e.target} gets {100 * p:.1f}%.")
-        self.text.setText(f"{lead} <span style='color:#d55e00'><b>Orange</b></span>: pixels that made it look more "
-                          f"like a {e.target}. <span style='color:#0072b2'><b>Blue</b></span>: pixels that spoke "
+        orange, blue = ("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in (POSITIVE, NEGATIVE))  # the picture's own
+        self.text.setText(f"{lead} <span style='color:{orange}'><b>Orange</b></span>: pixels that made it look more "
+                          f"like a {e.target}. <span style='color:{blue}'><b>Blue</b></span>: pixels that spoke "
                           f"against {e.target}. Grey: your drawing as the network sees it.")
 
     def clear(self, message: str) -> None:
