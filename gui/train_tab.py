@@ -1,4 +1,4 @@
-"""The Train tab: settings form, Train/Stop, progress with ETA, the live chart; runs a TrainWorker in a QThread."""
+"""The Train tab: settings form, Train/Stop, progress with ETA, the live chart; training runs in a BackgroundTask."""
 from __future__ import annotations
 
 import html
@@ -7,13 +7,22 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QThread, Signal, Slot
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
+from gui.background import BackgroundTask
 from gui.loss_chart import LossChart
 from gui.train_form import TrainForm
-from gui.train_worker import TrainProgress, TrainWorker
+from gui.train_worker import TrainOutcome, TrainProgress, TrainWorker
 
 if TYPE_CHECKING:
     from core.training import EpochResult
@@ -78,21 +87,25 @@ class TrainTab(QWidget):
         layout.addLayout(left, 0)
         layout.addLayout(right, 1)
 
-        self._thread: QThread | None = None
-        self._worker: TrainWorker | None = None
-        self._stop_event: threading.Event | None = None
+        self._task = BackgroundTask("training", parent=self)  # train() sets its own thread count
+        self._stop_event: threading.Event | None = None  # the user's Stop (see TrainWorker), not the task's cancel
         self._batches_done = 0
         self._clock: tuple[float, int] | None = None  # (time, batches) at the first report: ETA reference
         self.train_button.clicked.connect(self.on_train_button_clicked)
         self.stop_button.clicked.connect(self.on_stop_button_clicked)
+        self._task.progress_changed.connect(self.on_task_progress_changed)
+        self._task.succeeded.connect(self.on_task_succeeded)
+        self._task.failed.connect(self.on_task_failed)
+        self._task.cancelled.connect(self.on_task_cancelled)
+        self._task.finished.connect(self.on_task_finished)
 
     def is_training(self) -> bool:
-        return self._thread is not None
+        return self._task.is_running()
 
     # ------------------------------------------------------------ start, stop, shut down
     def start_training(self) -> bool:
         """Start a run with the form's settings; False (and a message) when they cannot work."""
-        if self._thread is not None:
+        if self._task.is_running():
             return False
         import torch  # loaded by now: the model loader imported it
 
@@ -108,20 +121,8 @@ class TrainTab(QWidget):
         except TrainingError as exc:
             self._show_failure(str(exc))
             return False
-        self._worker = TrainWorker(settings, paths.user_weights_dir())
-        self._stop_event = self._worker.stop_event
-        self._thread = QThread()
-        self._thread.setObjectName("training")
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.progress_changed.connect(self.on_worker_progress_changed)
-        self._worker.epoch_finished.connect(self.on_worker_epoch_finished)
-        self._worker.training_finished.connect(self.on_worker_training_finished)
-        self._worker.training_stopped.connect(self.on_worker_training_stopped)
-        self._worker.training_failed.connect(self.on_worker_training_failed)
-        # direct: the thread ends even while the GUI thread is blocked in wait() (closing the window)
-        self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._thread.finished.connect(self.on_thread_finished)
+        self._stop_event = threading.Event()
+        worker = TrainWorker(settings, paths.user_weights_dir(), self._stop_event)
 
         self.chart.reset()
         self.progress.setRange(0, 1)
@@ -131,7 +132,7 @@ class TrainTab(QWidget):
         self.epochs_label.clear()
         self.result.clear()
         self._set_running(True)
-        self._thread.start()
+        self._task.start(worker.run)
         return True
 
     def stop_training(self) -> None:
@@ -143,11 +144,7 @@ class TrainTab(QWidget):
     @Slot()
     def shutdown(self) -> None:
         """Stop a run and join its thread (the window is closing): no running thread outlives the window."""
-        if self._thread is None:
-            return
-        self._stop_event.set()
-        self._thread.quit()
-        self._thread.wait()
+        self._task.shutdown()
 
     def _set_running(self, running: bool) -> None:
         self.form.setEnabled(not running and self.form.is_populated())
@@ -168,7 +165,13 @@ class TrainTab(QWidget):
         self.stop_training()
 
     @Slot(object)
-    def on_worker_progress_changed(self, p: TrainProgress) -> None:
+    def on_task_progress_changed(self, report: TrainProgress | EpochResult) -> None:
+        if isinstance(report, TrainProgress):
+            self._show_progress(report)
+        else:
+            self._show_epoch(report)
+
+    def _show_progress(self, p: TrainProgress) -> None:
         now = time.monotonic()
         if self._clock is None:
             self._clock = (now, p.batches_done - len(p.losses))
@@ -185,8 +188,7 @@ class TrainTab(QWidget):
                            f"Epoch {p.epoch + 1}/{p.epochs} · loss {p.loss:.4f} · "
                            f"{p.samples_per_second:,.0f} samples/s · ETA {_duration(eta)}")
 
-    @Slot(object)
-    def on_worker_epoch_finished(self, epoch: EpochResult) -> None:
+    def _show_epoch(self, epoch: EpochResult) -> None:
         self.chart.add_epoch(self._batches_done, epoch.val_loss, epoch.val_accuracy)
         line = f"Epoch {epoch.epoch + 1}: train loss {epoch.train_loss:.4f}"
         if epoch.val_accuracy is not None:
@@ -195,7 +197,16 @@ class TrainTab(QWidget):
         self.epochs_label.setText("\n".join([*lines, line]))
 
     @Slot(object)
-    def on_worker_training_finished(self, weights: LoadedWeights) -> None:
+    def on_task_succeeded(self, outcome: TrainOutcome) -> None:
+        if outcome.weights is not None:
+            self._show_trained(outcome.weights)
+        elif outcome.stopped_after is not None:
+            self._show_stopped(outcome.stopped_after)
+        else:
+            self.stats.setText("Failed.")
+            self._show_failure(outcome.failure or "")
+
+    def _show_trained(self, weights: LoadedWeights) -> None:
         accuracy = weights.test_accuracy
         self.stats.setText("Done.")
         self.result.setText(f"<b>Test accuracy {100 * accuracy:.2f}%</b> on the 10,000 MNIST test images. "
@@ -203,23 +214,23 @@ class TrainTab(QWidget):
                             "The Draw tab now uses these weights.")
         self.weights_trained.emit(weights)
 
-    @Slot(int)
-    def on_worker_training_stopped(self, batches: int) -> None:
+    def _show_stopped(self, batches: int) -> None:
         self.stats.setText("Stopped.")
         self.result.setText(f"Stopped after {batches:,} of {self.progress.maximum():,} batches. Nothing was saved; "
                             "the Draw tab keeps its weights.")
         self.training_stopped.emit(batches)
 
     @Slot(str)
-    def on_worker_training_failed(self, message: str) -> None:
+    def on_task_failed(self, message: str) -> None:
         self.stats.setText("Failed.")
         self._show_failure(message)
 
     @Slot()
-    def on_thread_finished(self) -> None:
-        # Python owns both objects (no deleteLater: a second owner segfaults); the thread ends, then they go
-        if self._thread is not None:
-            self._thread.wait()
-        self._thread = self._worker = self._stop_event = None
+    def on_task_cancelled(self) -> None:
+        self.stats.setText("Stopped.")  # only shutdown() cancels: the window is closing
+
+    @Slot()
+    def on_task_finished(self) -> None:
+        self._stop_event = None
         self._set_running(False)
         self.training_ended.emit()

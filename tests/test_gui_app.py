@@ -378,22 +378,24 @@ def test_failed_save_after_training_shows_why_and_keeps_the_model(qtbot, window,
 
 def test_worker_signals_are_throttled_and_the_final_values_arrive(qtbot, tiny_settings):
     """Run the worker on its own: hundreds of one-image batches must not become as many queued signals."""
+    import threading
     from dataclasses import replace
 
-    from PySide6.QtCore import QThread
+    from gui.background import BackgroundTask
+    from gui.train_worker import TrainProgress, TrainWorker
 
-    from gui.train_worker import TrainWorker
-
-    worker = TrainWorker(replace(tiny_settings, batch_size=1, epochs=1), paths.user_weights_dir(), min_interval=0.05)
+    worker = TrainWorker(replace(tiny_settings, batch_size=1, epochs=1), paths.user_weights_dir(), threading.Event(),
+                         min_interval=0.05)
+    task = BackgroundTask("training")
     reports = []
-    worker.progress_changed.connect(reports.append)
-    thread = QThread()
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    with qtbot.waitSignal(thread.finished, timeout=TIMEOUT):
-        thread.start()
-    qtbot.waitUntil(lambda: reports and reports[-1].batches_done == reports[-1].total_batches, timeout=5000)
-    total = reports[-1].total_batches
-    assert total >= 500 and sum(len(r.losses) for r in reports) == total  # every loss delivered, in order
+    task.progress_changed.connect(reports.append)
+    with qtbot.waitSignal(task.succeeded, timeout=TIMEOUT) as outcome:
+        task.start(worker.run)
+    assert outcome.args[0].weights is not None
+    progress = [r for r in reports if isinstance(r, TrainProgress)]
+    assert len(progress) < len(reports)  # the epoch's result came through the same stream
+    total = progress[-1].total_batches
+    assert progress[-1].batches_done == total
+    assert total >= 500 and sum(len(r.losses) for r in progress) == total  # every loss delivered, in order
+    reports = progress
     assert len(reports) < total / 4
