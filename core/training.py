@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +29,9 @@ def select_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for, but no CUDA GPU is available (use --device cpu or auto)")
+        raise TrainingError("device 'cuda' was asked for, but no CUDA GPU is available (choose cpu or auto)")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("device 'mps' was asked for, but Apple's MPS is not available (use --device cpu or auto)")
+        raise TrainingError("device 'mps' was asked for, but Apple's MPS is not available (choose cpu or auto)")
     if name not in DEVICES:
         raise TrainingError(f"device must be one of {', '.join(DEVICES)}")
     return torch.device(name)
@@ -83,9 +84,6 @@ class Evaluation:
     misclassified_predictions: list[int]
     n: int
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class TrainResult:
@@ -103,6 +101,31 @@ class TrainResult:
     def metrics(self) -> dict:
         return {"val_accuracy": self.val_accuracy, "test_accuracy": self.test.accuracy if self.test else None,
                 "epochs_completed": len(self.epochs), "train_seconds": round(self.seconds, 2)}
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `count` (None: left alone) inside the block, restored after it."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)  # new threads take the last count set, so restore it even when unchanged
+
+
+@contextmanager
+def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNGs (CPU and the device's) seeded inside the block and restored after it.
+
+    Dropout and model initialization draw from the global generator; forking it keeps a library call from
+    changing what the caller's next torch.rand returns."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def normalize(x: torch.Tensor, normalization: tuple[float, float]) -> torch.Tensor:
@@ -129,10 +152,20 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norma
     """Accuracy, mean loss, per-class accuracy, 10x10 confusion and misclassified indices on uint8 images.
 
     `on_batch(images_done, logits)` sees each batch's logits (B, 10); `should_stop()` is checked before each
-    batch, and only a stop makes the result None.
+    batch, and only a stop makes the result None. The model is left in the train/eval mode it came in.
     """
-    device = torch.device(device)
-    model = inference_model(model)
+    modes = {module: module.training for module in model.modules()}
+    try:
+        return _evaluate(inference_model(model), images, labels, normalization, torch.device(device), batch_size,
+                         on_batch, should_stop)
+    finally:
+        for module, training in modes.items():  # inference_model() switched it to eval mode
+            module.training = training
+
+
+def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalization: tuple[float, float],
+              device: torch.device, batch_size: int, on_batch: Callable[[int, torch.Tensor], None] | None,
+              should_stop: Callable[[], bool] | None) -> Evaluation | None:
     predictions, total_loss = [], 0.0
     for start in range(0, len(images), batch_size):
         if should_stop is not None and should_stop():
@@ -204,12 +237,20 @@ def train(
     on_epoch: Callable[[EpochResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train a fresh model by `settings`; callbacks report progress, `should_stop()` is checked every batch."""
+    """Train a fresh model by `settings`; callbacks report progress, `should_stop()` is checked every batch.
+
+    The process is left as found: torch's thread count and the global random generators are restored."""
     settings.validate()
     started = time.perf_counter()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     device = select_device(settings.device)
+    with torch_threads(settings.threads), seeded_rng(settings.seed, device):
+        return _train(settings, device, data, on_batch, on_epoch, should_stop, started)
+
+
+def _train(settings: TrainSettings, device: torch.device, data: MnistData | None,
+           on_batch: Callable[[BatchProgress], None] | None, on_epoch: Callable[[EpochResult], None] | None,
+           should_stop: Callable[[], bool] | None, started: float) -> TrainResult:
+    # The global generator is seeded from here on (seeded_rng); nothing before model init draws from it.
     if data is None:
         data = load_mnist(settings.data_dir, settings.val_fraction, settings.seed, settings.download)
     if len(data.train_images) == 0:
@@ -217,7 +258,6 @@ def train(
     if settings.my_samples_share:  # "MNIST + my samples": the caller's `data` is left as it is
         data = _add_my_samples(data, settings.my_samples_share)
 
-    torch.manual_seed(settings.seed)  # model init and dropout
     args = full_arch_args(settings.arch, **settings.arch_args)
     normalization = ARCHITECTURES[settings.arch].normalization
     model = build_model(settings.arch, **args).to(device)
