@@ -1,10 +1,15 @@
-"""The one place that reads and writes weights files: atomic saves, safe checked loads, tutorial export."""
+"""The one place that reads and writes weights files: checked atomic saves, safe checked loads, tutorial export."""
 from __future__ import annotations
 
+import io
+import math
 import os
 import pickle
+import re
+import stat
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +27,17 @@ TUTORIAL_SHAPES = {
     "3.weight": (16, 8, 3, 3), "3.bias": (16,),
     "7.weight": (10, 400), "7.bias": (10,),
 }
+# Bounds on what a file may ask for. The widest allowed DigitNet (width 512) is a ~140 MB file.
+MAX_FILE_BYTES = 512 * 2**20      # on disk, and unpacked (a zip's members added up)
+MAX_WIDTH = 512                   # the Train tab offers up to 256
+MAX_METADATA_VALUES = 10_000      # numbers, texts, lists and dicts in settings, metrics and the other fields
+MAX_METADATA_TEXT = 10_000        # characters in any one text
+MAX_METADATA_DEPTH = 8            # nesting of lists and dicts
+ZIP_MAGIC = b"PK\x03\x04"         # torch.save's container
 
 
 class WeightsError(Exception):
-    """A weights file could not be used; the message says why in plain words."""
+    """A weights file could not be used or written; the message says why in plain words."""
 
 
 @dataclass
@@ -50,11 +62,105 @@ class LoadedWeights:
         return self.metrics.get("test_accuracy")
 
 
+@dataclass
+class SavedWeights:
+    """Where a training result was written; `requested` and `reason` are set when the wanted file was not possible."""
+
+    path: Path
+    requested: Path | None = None  # the --out / chosen file that could not be written
+    reason: str | None = None      # why not, in plain words
+
+    @property
+    def fell_back(self) -> bool:
+        return self.requested is not None
+
+
+# ---------------------------------------------------------------- saving
+def check_save_target(path: Path | str) -> Path:
+    """The file a save to `path` writes (a symlink's target); WeightsError unless it is a writable regular file or a
+    new name in a writable folder, and not the shipped default weights. Nothing is written."""
+    path = Path(path).expanduser()
+    target = Path(os.path.realpath(path))  # a symlink is followed, never replaced
+    try:
+        info = os.stat(target) if os.path.lexists(target) else None
+    except OSError as exc:  # a symlink loop, a folder we may not enter
+        raise WeightsError(f"{path} cannot be used ({exc.strerror})") from exc
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise WeightsError(f"{path} is a folder; give a file name inside it")
+        if not stat.S_ISREG(info.st_mode):
+            raise WeightsError(f"{path} is not a regular file (a pipe, device or socket); choose a file to save to")
+        if _same_file(target, paths.DEFAULT_WEIGHTS):
+            raise WeightsError(f"{path} is the shipped default weights; they are never overwritten, choose another file")
+        if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
+            raise WeightsError(f"{path} is write-protected; choose another file")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders below it will be created
+    if not folder.is_dir():
+        raise WeightsError(f"{folder} is not a folder, so {path.name} cannot be saved there")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WeightsError(f"the folder {folder} is read-only; choose another place to save {path.name}")
+    return target
+
+
 def save_weights(path: Path | str, model: nn.Module, arch: str, arch_args: dict, normalization: tuple[float, float],
                  settings: dict | None = None, metrics: dict | None = None) -> Path:
-    """Write a weights dict atomically: temp file in the same folder, fsync, os.replace; the old file survives failures."""
-    path = Path(path)
-    payload = {
+    """Write a weights file atomically onto `path` (see check_save_target: WeightsError for a refused target,
+    OSError if writing fails, and then the old file is untouched). Returns the file written."""
+    target = check_save_target(path)
+    _atomic_write(_serialize(_payload(model, arch, arch_args, normalization, settings, metrics)), target)
+    return Path(path).expanduser()
+
+
+def new_weights_path(stem: str, folder: Path | None = None) -> Path:
+    """A name no file has yet: <folder>/<stem>-YYYYmmdd-HHMMSS.pt, then -2, -3... (default folder: the user's)."""
+    folder = paths.user_weights_dir() if folder is None else Path(folder)
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 10_000):
+        candidate = folder / f"{base}{f'-{n}' if n > 1 else ''}.pt"
+        if not os.path.lexists(candidate):
+            return candidate
+    raise WeightsError(f"could not find a free file name in {folder}")
+
+
+def save_training_result(model: nn.Module, arch: str, arch_args: dict, normalization: tuple[float, float],
+                         settings: dict, metrics: dict, out: Path | str | None = None, stem: str = "weights",
+                         folder: Path | None = None) -> SavedWeights:
+    """Save a freshly trained model: to `out` if given, else (or if `out` fails) as a new file in the user's weights
+    folder, never over an existing file there. WeightsError only if nothing could be saved."""
+    data = _serialize(_payload(model, arch, arch_args, normalization, settings, metrics))
+    requested, reason = None, None
+    if out is not None:
+        try:
+            target = check_save_target(out)
+            _atomic_write(data, target)
+            return SavedWeights(Path(out).expanduser())
+        except (WeightsError, OSError) as exc:
+            requested, reason = Path(out), _reason(exc)
+    folder = paths.user_weights_dir() if folder is None else Path(folder)
+    try:
+        check_save_target(folder / f"{stem}.pt")
+        for _ in range(100):  # another process may take a name between the choice and the write
+            path = new_weights_path(stem, folder)
+            try:
+                _atomic_write(data, path, exclusive=True)
+                return SavedWeights(path, requested, reason)
+            except FileExistsError:
+                continue
+        raise WeightsError(f"could not find a free file name in {folder}")
+    except (WeightsError, OSError) as exc:
+        first = f"to {requested} ({reason}), nor " if requested else ""
+        raise WeightsError(f"the weights could not be saved {first}in {folder} ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _payload(model: nn.Module, arch: str, arch_args: dict, normalization: tuple[float, float],
+             settings: dict | None, metrics: dict | None) -> dict:
+    return {
         "format": FORMAT_TAG, "version": FORMAT_VERSION,
         "arch": arch, "arch_args": dict(arch_args),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -62,20 +168,39 @@ def save_weights(path: Path | str, model: nn.Module, arch: str, arch_args: dict,
         "settings": dict(settings or {}), "metrics": dict(metrics or {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch_version": str(torch.__version__),
     }
-    _atomic_torch_save(payload, path)
-    return path
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _serialize(obj) -> bytes:
+    # in memory first, so a full disk reports the OSError itself, not torch's zip writer's own message
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _atomic_write(data: bytes, target: Path, exclusive: bool = False) -> None:
+    """Temp file beside `target`, fsync, then os.replace (or, if `exclusive`, a hard link that fails with
+    FileExistsError rather than replace anything). The temp file goes on any failure, even Ctrl+C."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp_name, _file_mode(path))  # mkstemp makes 0600; a weights file is meant to be shared
-        os.replace(tmp_name, path)
+        os.chmod(tmp_name, _file_mode(target))  # mkstemp makes 0600; a weights file is meant to be shared
+        if not exclusive:
+            os.replace(tmp_name, target)
+            return
+        try:
+            os.link(tmp_name, target)  # atomic "create if absent"
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links
+            if os.path.lexists(target):
+                raise FileExistsError(target) from None
+            os.replace(tmp_name, target)
+            return
+        os.unlink(tmp_name)
     except BaseException:
         try:
             os.unlink(tmp_name)
@@ -93,92 +218,236 @@ def _file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def _read(path: Path, map_location) -> object:
-    if not path.is_file():
-        raise WeightsError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not head:
-        raise WeightsError(f"{path.name} is empty")
+def _same_file(a: Path | str | None, b: Path | str | None) -> bool:
+    if a is None or b is None:
+        return False
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc) and "GLOBAL" not in str(exc):
-            raise WeightsError(f"{path.name} is not a PyTorch weights file (unreadable content)") from exc
-        raise WeightsError(f"{path.name} holds more than weights (a whole pickled model or other Python objects); "
-                           "only state_dicts and this app's weights files are loaded, for safety") from exc
-    except Exception as exc:  # any parse failure means a damaged or foreign file, never a traceback
-        if head == b"PK\x03\x04":  # torch.save's zip container, cut short or corrupted
-            raise WeightsError(f"{path.name} is truncated or damaged; save or download it again") from exc
-        raise WeightsError(f"{path.name} is not a PyTorch weights file ({type(exc).__name__})") from exc
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _is_tutorial_state_dict(obj: dict) -> bool:
-    return set(obj) == set(TUTORIAL_SHAPES) and all(isinstance(v, torch.Tensor) for v in obj.values())
+# ---------------------------------------------------------------- reading
+def _read(path: Path, map_location) -> object:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise WeightsError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise WeightsError(f"{path} cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+        raise WeightsError(f"{path} is not a file")
+    if info.st_size == 0:
+        raise WeightsError(f"{path.name} is empty")
+    if info.st_size > MAX_FILE_BYTES:
+        raise WeightsError(f"{path.name} is {info.st_size / 2**20:.0f} MB, too large for weights of this app "
+                           f"(at most {MAX_FILE_BYTES // 2**20} MB)")
+    try:
+        f = open(path, "rb")
+    except OSError as exc:  # no permission
+        raise WeightsError(f"{path.name} cannot be read ({exc.strerror})") from exc
+    with f:
+        head = f.read(4)
+        f.seek(0)
+        if head == ZIP_MAGIC:
+            _check_archive(f, path.name)
+            f.seek(0)
+        try:
+            return torch.load(f, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise WeightsError(_unpickling_message(str(exc), path.name, head == ZIP_MAGIC)) from exc
+        except MemoryError as exc:
+            raise WeightsError(f"{path.name} needs more memory than there is; it is not weights of this app") from exc
+        except Exception as exc:  # any parse failure means a damaged or foreign file, never a traceback
+            if head == ZIP_MAGIC:
+                raise WeightsError(f"{path.name} is truncated or damaged; save or download it again") from exc
+            raise WeightsError(f"{path.name} is not a PyTorch weights file ({type(exc).__name__})") from exc
 
 
-def _load_state(model: nn.Module, state: dict, arch: str, name: str) -> None:
-    expected = model.state_dict()
+def _check_archive(f, name: str) -> None:
+    """Sizes from the zip's directory before anything is unpacked; a TorchScript archive named as such."""
+    try:
+        with zipfile.ZipFile(f) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise WeightsError(f"{name} is truncated or damaged; save or download it again") from exc
+    if any(m.filename.endswith("/constants.pkl") or "/code/" in m.filename for m in members):
+        raise WeightsError(f"{name} is a TorchScript model (torch.jit.save), not weights; in your script, save "
+                           "model.state_dict() with torch.save and load that file instead")
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_FILE_BYTES:
+        raise WeightsError(f"{name} would unpack to {unpacked / 2**20:.0f} MB, too large for weights of this app "
+                           f"(at most {MAX_FILE_BYTES // 2**20} MB)")
+
+
+def _unpickling_message(text: str, name: str, is_zip: bool) -> str:
+    found = re.search(r"Unsupported global: GLOBAL ([A-Za-z_][\w.]*) was not an allowed global", text)
+    if found:  # a well-formed reference to a Python object: the file holds more than tensors and numbers
+        return (f"{name} holds more than weights (a whole pickled model or other Python objects, here "
+                f"{found.group(1)}); only state_dicts and this app's weights files are loaded, for safety")
+    if is_zip:
+        return f"{name} is damaged (its contents do not decode); save or download it again"
+    return f"{name} is not a PyTorch weights file (unreadable content)"
+
+
+# ---------------------------------------------------------------- checking what was read
+def _check_arch_args(arch: str, args: object, name: str) -> dict:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise WeightsError(f"{name}: the architecture arguments are a {type(args).__name__}, not a dict")
+    known = ARCHITECTURES[arch].defaults
+    for key, value in args.items():
+        if key not in known:
+            raise WeightsError(f"{name}: architecture {arch!r} takes no argument {key!r} "
+                               f"(it takes {', '.join(known) or 'none'})")
+        if key == "width" and not (type(value) is int and 1 <= value <= MAX_WIDTH):
+            raise WeightsError(f"{name}: width must be a whole number from 1 to {MAX_WIDTH}, not {value!r:.40}")
+        if key == "dropout" and not (type(value) in (int, float) and 0 <= value < 1):
+            raise WeightsError(f"{name}: dropout must be a number from 0 to below 1, not {value!r:.40}")
+    return dict(args)
+
+
+def _check_state(state: object, arch: str, args: dict, name: str) -> None:
+    """Keys, shapes, dtypes and finiteness against the architecture, built on the meta device (no memory)."""
+    if not isinstance(state, dict):
+        raise WeightsError(f"{name} has no state_dict")
+    with torch.device("meta"):
+        expected = build_model(arch, **args).state_dict()
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    unexpected = [str(k)[:40] for k in state if k not in expected]
     if missing or unexpected:
         raise WeightsError(f"{name} does not match architecture {arch!r}: "
                            f"missing {missing[:3] or 'none'}, unexpected {unexpected[:3] or 'none'}")
-    for key, tensor in expected.items():
+    for key, want in expected.items():
         value = state[key]
-        if not isinstance(value, torch.Tensor):
-            raise WeightsError(f"{name}: entry {key} is not a tensor")
-        if tuple(value.shape) != tuple(tensor.shape):
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+            raise WeightsError(f"{name}: entry {key} is not a plain tensor")
+        if tuple(value.shape) != tuple(want.shape):
             raise WeightsError(f"{name}: shapes don't match for {key}: file has {tuple(value.shape)}, "
-                               f"architecture {arch!r} needs {tuple(tensor.shape)}")
-    model.load_state_dict(state)
+                               f"architecture {arch!r} needs {tuple(want.shape)}")
+        if want.is_floating_point():
+            if not value.is_floating_point():
+                raise WeightsError(f"{name}: entry {key} holds {value.dtype} numbers, not floating point")
+            if not bool(torch.isfinite(value).all()):
+                raise WeightsError(f"{name}: entry {key} holds NaN or infinite numbers; the weights are broken "
+                                   "(training diverged?) and cannot be used")
+        elif value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise WeightsError(f"{name}: entry {key} should hold whole numbers, not {value.dtype}")
+
+
+def _check_plain(value: object, where: str, name: str, budget: list[int], depth: int = 0) -> None:
+    """Metadata is plain data: None, bools, finite numbers, short texts, and lists and dicts of them, bounded."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise WeightsError(f"{name}: its metadata holds more than {MAX_METADATA_VALUES:,} values; not weights of this app")
+    if depth > MAX_METADATA_DEPTH:
+        raise WeightsError(f"{name}: {where} is nested too deeply")
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise WeightsError(f"{name}: {where} is not a finite number")
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_METADATA_TEXT:
+            raise WeightsError(f"{name}: {where} is a text of {len(value):,} characters (at most {MAX_METADATA_TEXT:,})")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]", name, budget, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise WeightsError(f"{name}: {where} has a key that is not a text ({type(key).__name__})")
+            _check_plain(item, f"{where}.{key[:40]}", name, budget, depth + 1)
+        return
+    kind = "a tensor" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+    raise WeightsError(f"{name}: {where} is {kind}; only numbers and texts belong there")
+
+
+def _check_metadata(obj: dict, arch: str, name: str) -> tuple[tuple[float, float], dict, dict, str | None]:
+    """normalization, settings, metrics, created: every field but the state_dict checked as plain, bounded data."""
+    budget = [MAX_METADATA_VALUES]
+    for key, value in obj.items():
+        if key != "state_dict":
+            _check_plain(value, str(key)[:40], name, budget)
+    norm = obj.get("normalization")
+    if norm is None:
+        norm = ARCHITECTURES[arch].normalization
+    if not (isinstance(norm, (list, tuple)) and len(norm) == 2
+            and all(type(v) in (int, float) for v in norm) and norm[1] > 0):
+        raise WeightsError(f"{name} has an invalid normalization {norm!r:.60} (it needs two numbers: mean and a "
+                           "positive standard deviation)")
+    sections = []
+    for key in ("settings", "metrics"):
+        value = obj.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise WeightsError(f"{name}: its {key} are a {type(value).__name__}, not a dict")
+        sections.append(dict(value or {}))
+    settings, metrics = sections
+    for key in ("test_accuracy", "val_accuracy"):
+        value = metrics.get(key)
+        if value is not None and not (type(value) in (int, float) and 0 <= value <= 1):
+            raise WeightsError(f"{name}: its {key.replace('_', ' ')} must be a number from 0 to 1, not {value!r:.40}")
+    created = obj.get("created")
+    if created is not None and not isinstance(created, str):
+        raise WeightsError(f"{name}: its creation time is a {type(created).__name__}, not a text")
+    return (float(norm[0]), float(norm[1])), settings, metrics, created
 
 
 def load_weights(path: Path | str, map_location: str | torch.device = "cpu") -> LoadedWeights:
-    """Load our format or the tutorial's bare state_dict, never running code from the file; checks everything."""
+    """Load our format or the tutorial's bare state_dict, never running code from the file; every field is checked
+    before anything is built, and any problem is one WeightsError sentence."""
     path = Path(path)
     obj = _read(path, map_location)
     if not isinstance(obj, dict):
         raise WeightsError(f"{path.name} is not a weights file (it holds a {type(obj).__name__}, not a dict)")
     if obj.get("format") != FORMAT_TAG:
-        if _is_tutorial_state_dict(obj):
+        if set(obj) == set(TUTORIAL_SHAPES):
+            _check_state(obj, "tutorial", {}, path.name)
             model = build_model("tutorial")
-            _load_state(model, obj, "tutorial", path.name)
+            model.load_state_dict(obj)
             return LoadedWeights(model.eval(), "tutorial", {}, NO_NORMALIZATION, path=path,
                                  settings={"preset": "tutorial (bare state_dict)"})
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise WeightsError(f"{path.name} is a bare state_dict that matches no known architecture "
-                               f"(keys {', '.join(list(obj)[:4])}...); only the tutorial's can be loaded bare")
+                               f"(keys {', '.join(str(k)[:40] for k in list(obj)[:4])}...); "
+                               "only the tutorial's can be loaded bare")
         raise WeightsError(f"{path.name} is not a weights file of this app or the tutorial")
     version = obj.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if type(version) is not int or version < 1:
+        raise WeightsError(f"{path.name} has no valid format version ({version!r:.40}); it is damaged or was not "
+                           "written by this app")
+    if version > FORMAT_VERSION:
         raise WeightsError(f"{path.name} was written by a newer version of this app (format {version}); please update")
-    arch, args = obj.get("arch"), obj.get("arch_args") or {}
-    if arch not in ARCHITECTURES:
-        raise WeightsError(f"{path.name} uses unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+    arch = obj.get("arch")
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise WeightsError(f"{path.name} uses unknown architecture {arch!r:.40} (known: {', '.join(ARCHITECTURES)})")
+    args = _check_arch_args(arch, obj.get("arch_args"), path.name)
+    _check_state(obj.get("state_dict"), arch, args, path.name)  # before anything of that size is built
+    normalization, settings, metrics, created = _check_metadata(obj, arch, path.name)
+    model = build_model(arch, **args)
     try:
-        model = build_model(arch, **args)
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(f"{path.name}: bad arguments for {arch!r}: {exc}") from exc
-    state = obj.get("state_dict")
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path.name} has no state_dict")
-    _load_state(model, state, arch, path.name)
-    norm = obj.get("normalization") or ARCHITECTURES[arch].normalization
-    if len(norm) != 2 or not float(norm[1]) > 0:
-        raise WeightsError(f"{path.name} has an invalid normalization {norm!r}")
-    return LoadedWeights(model.eval(), arch, dict(args), (float(norm[0]), float(norm[1])),
-                         dict(obj.get("settings") or {}), dict(obj.get("metrics") or {}), obj.get("created"), path)
+        model.load_state_dict(obj["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as exc:  # what the checks above did not foresee
+        raise WeightsError(f"{path.name}: its weights do not fit architecture {arch!r}") from exc
+    return LoadedWeights(model.eval(), arch, args, normalization, settings, metrics, created, path)
 
 
 def export_tutorial(weights: LoadedWeights, out: Path | str) -> Path:
-    """Write a bare state_dict that the tutorial's inference script loads unchanged (tutorial arch only)."""
+    """Write a bare state_dict that the tutorial's inference script loads unchanged (tutorial arch only); never onto
+    the file the weights came from."""
     if weights.arch != "tutorial":
         raise WeightsError(f"only the tutorial architecture can be exported for the tutorial's script; "
                            f"these weights are {weights.arch!r}")
-    out = Path(out)
-    _atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in weights.model.state_dict().items()}, out)
-    return out
+    target = check_save_target(out)
+    if _same_file(target, weights.path):
+        raise WeightsError(f"{out} is the weights file being exported; choose another file, so the original stays")
+    state = {k: v.detach().cpu().contiguous() for k, v in weights.model.state_dict().items()}
+    _atomic_write(_serialize(state), target)
+    return Path(out)
 
 
 def load_default_weights() -> LoadedWeights:
