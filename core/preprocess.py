@@ -16,6 +16,7 @@ NOISE_FLOOR = 0.2        # below this share of the darkest ink, a pixel is paper
 # Mean stroke width (px at 28x28) above which strokes are thinned: ~MNIST's 90th percentile (its median is 2.0).
 # Fat markers, blurry photos and upsampled low-resolution scans otherwise read as other digits (bench/README.md).
 STROKE_WIDTH_LIMIT = 2.8
+NOT_FINITE = "holds pixels that are not numbers (NaN or infinite); save it as an ordinary image (PNG, JPEG)"
 
 
 class ImageError(Exception):
@@ -41,6 +42,8 @@ def load_image(path: Path | str) -> Image.Image:
         raise ImageError(f"{path} does not exist")
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image")
+    if not path.is_file():  # opening a FIFO blocks until someone writes; a device never ends
+        raise ImageError(f"{path.name} is not a regular file (a pipe, device or socket is never read as an image)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -48,19 +51,32 @@ def load_image(path: Path | str) -> Image.Image:
                 frame = next(ImageSequence.Iterator(img))  # first frame of animations
                 frame = ImageOps.exif_transpose(frame) or frame
                 frame.load()
-                return frame.copy()
+                frame = frame.copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{path.name} is too large to open safely ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path.name} is not an image Pillow can read") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{path.name} could not be read: {exc}") from exc
+    if frame.mode == "F" and not np.isfinite(np.asarray(frame)).all():
+        raise ImageError(f"{path.name} {NOT_FINITE}")
+    return frame
+
+
+def check_image_size(width: int, height: int, name: str) -> None:
+    """ImageError when a picture from anywhere (file, paste, drop) has more pixels than Pillow opens safely."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise ImageError(f"the {name} is too large to open safely ({width}x{height} = {width * height:,} pixels; "
+                         f"the limit is {limit:,})")
 
 
 def to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
     """Any PIL mode or array -> float32 (H, W) in [0, 255]; transparency is flattened onto a contrasting paper."""
     if isinstance(image, np.ndarray):
         arr = image.astype(np.float32)
+        if not np.isfinite(arr).all():  # NaN would pass every comparison below and reach the model
+            raise ImageError(f"the image {NOT_FINITE}")
         if arr.ndim == 3:
             image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
         else:
@@ -75,6 +91,8 @@ def to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
         return luminance * alpha + paper * (1.0 - alpha)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         arr = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ImageError(f"the image {NOT_FINITE}")
         top = 65535.0 if image.mode.startswith("I;16") else max(float(arr.max(initial=0)), 255.0)
         return np.clip(arr, 0, None) * (255.0 / top)
     return np.asarray(image.convert("L"), dtype=np.float32)
