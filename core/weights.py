@@ -92,14 +92,14 @@ def check_save_target(path: Path | str) -> Path:
             raise WeightsError(f"{path} is not a regular file (a pipe, device or socket); choose a file to save to")
         if _same_file(target, paths.DEFAULT_WEIGHTS):
             raise WeightsError(f"{path} is the shipped default weights; they are never overwritten, choose another file")
-        if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
+        if not info.st_mode & 0o222 or not _may(target, os.W_OK):
             raise WeightsError(f"{path} is write-protected; choose another file")
     folder = target.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # the folders below it will be created
     if not folder.is_dir():
         raise WeightsError(f"{folder} is not a folder, so {path.name} cannot be saved there")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _may(folder, os.W_OK | os.X_OK):
         raise WeightsError(f"the folder {folder} is read-only; choose another place to save {path.name}")
     return target
 
@@ -152,6 +152,11 @@ def save_training_result(model: nn.Module, arch: str, arch_args: dict, normaliza
     except (WeightsError, OSError) as exc:
         first = f"to {requested} ({reason}), nor " if requested else ""
         raise WeightsError(f"the weights could not be saved {first}in {folder} ({_reason(exc)})") from exc
+
+
+def _may(path: Path, mode: int) -> bool:
+    """os.access for the effective user (the one whose rights the write will use), where the platform can tell."""
+    return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
 
 
 def _reason(exc: BaseException) -> str:
@@ -418,8 +423,8 @@ def load_weights(path: Path | str, map_location: str | torch.device = "cpu") -> 
         raise WeightsError(f"{path.name} is not a weights file of this app or the tutorial")
     version = obj.get("version")
     if type(version) is not int or version < 1:
-        raise WeightsError(f"{path.name} has no valid format version ({version!r:.40}); it is damaged or was not "
-                           "written by this app")
+        what = "no format version" if version is None else f"an invalid format version ({version!r:.40})"
+        raise WeightsError(f"{path.name} has {what}; it is damaged or was not written by this app")
     if version > FORMAT_VERSION:
         raise WeightsError(f"{path.name} was written by a newer version of this app (format {version}); please update")
     arch = obj.get("arch")
