@@ -48,9 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "data_dir": args.data, "val_fraction": args.val_share, "threads": args.threads,
     }.items() if v is not None}
-    if args.arch and args.arch != preset(args.preset).arch:
-        overrides["arch_args"] = {}  # the preset's constructor overrides belong to its own architecture
-    settings = preset(args.preset, **overrides)
+    settings = preset(args.preset, **overrides)  # another --arch drops the preset's arch_args; "custom" once changed
     out = Path(args.out) if args.out else paths.user_weights_dir() / f"{settings.preset}-{settings.arch}-{time.strftime('%Y%m%d-%H%M%S')}.pt"
 
     bar = None
@@ -73,8 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(settings, on_batch=on_batch, on_epoch=on_epoch)
     except DataError as exc:
         return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
-    except TrainingError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+    except TrainingError as exc:  # core messages name no flags: point at ours
+        return _fail(f"{exc} (--device)" if exc.setting == "device" else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("interrupted; no weights were saved", 130)
     finally:
@@ -192,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=list(OPTIMIZERS))
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random affine / thickness / blur augmentation")
-    t.add_argument("--val-share", type=float, help="stratified validation share of the 60k training images")
+    t.add_argument("--val-share", type=float, metavar="SHARE",
+                   help="share of the 60k training images held out for validation, same share of every digit: "
+                        "0 to below 1, e.g. 0.1 = 10%% (the settings' val_fraction; default: the preset's)")
     t.add_argument("--seed", type=int)
     t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
     t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")

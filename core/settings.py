@@ -4,6 +4,7 @@ Importing this is cheap, so the GUI can fill its form before torch is loaded; co
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field, replace
 
@@ -23,7 +24,13 @@ PRECISIONS = ("fp32", "auto", "bf16")
 
 
 class TrainingError(Exception):
-    """Training could not run or diverged; the message says why in plain words."""
+    """Training could not run or diverged; the message says why in plain words, naming no front end's controls.
+
+    `setting` names the TrainSettings field at fault, if one is, so a front end can point at its own control."""
+
+    def __init__(self, message: str, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass
@@ -66,7 +73,7 @@ class TrainSettings:
             (self.augment_strength >= 0, "augmentation strength cannot be negative"),
             (self.synthetic_digits >= 0, "the number of synthetic digits cannot be negative"),
             (0 <= self.my_samples_share < 1, "the share of your own samples must be in [0, 1)"),
-            (0 <= self.val_fraction < 1, "validation share must be in [0, 1)"),
+            (0 <= self.val_fraction < 1, "validation share must be in [0, 1): a share, e.g. 0.1 holds out 10%"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
         ]
@@ -93,8 +100,39 @@ PRESETS: dict[str, TrainSettings] = {
 }
 
 
+CUSTOM = "custom"  # the preset name of settings that are no preset's recipe
+# Where the data comes from and what runs the training: changing these keeps a preset's name.
+NOT_RECIPE = ("data_dir", "download", "device", "threads", "my_samples_share")
+
+
+def full_arch_args(arch: str, arch_args: dict) -> dict:
+    """The constructor arguments with the architecture's defaults filled in ({"width": 16} for fastnet)."""
+    return {**ARCHITECTURE_DEFAULTS[arch], **copy.deepcopy(arch_args)}
+
+
+def with_arch(settings: TrainSettings, arch: str) -> TrainSettings:
+    """The settings on `arch`: constructor arguments belong to the architecture they were given for, so another
+    architecture starts from its own defaults. Never shares the arch_args dict with `settings`."""
+    arch_args = copy.deepcopy(settings.arch_args) if arch == settings.arch else {}
+    return replace(settings, arch=arch, arch_args=arch_args)
+
+
+def preset_name(settings: TrainSettings, name: str) -> str:
+    """`name` when `settings` follow preset `name`'s recipe (NOT_RECIPE fields aside), else "custom"."""
+    if name not in PRESETS:
+        return CUSTOM
+    reference = replace(PRESETS[name], preset=name, **{f: getattr(settings, f) for f in NOT_RECIPE})
+    reference = replace(reference, arch_args=full_arch_args(reference.arch, reference.arch_args))
+    shown = replace(settings, preset=name, arch_args=full_arch_args(settings.arch, settings.arch_args))
+    return name if shown == reference else CUSTOM
+
+
 def preset(name: str, **overrides) -> TrainSettings:
-    """A copy of a preset with some fields changed."""
+    """A copy of a preset with some fields changed, named "custom" once its recipe differs from the preset's.
+
+    A new `arch` without `arch_args` starts from that architecture's defaults (with_arch)."""
     if name not in PRESETS:
         raise TrainingError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-    return replace(PRESETS[name], **overrides)
+    settings = with_arch(PRESETS[name], overrides.pop("arch", PRESETS[name].arch))
+    settings = replace(settings, **copy.deepcopy(overrides))
+    return replace(settings, preset=preset_name(settings, name))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +29,13 @@ def select_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for, but no CUDA GPU is available (choose cpu or auto)")
+        raise TrainingError("device 'cuda' was asked for, but no CUDA GPU is available: choose cpu or auto",
+                            setting="device")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError("device 'mps' was asked for, but Apple's MPS is not available (choose cpu or auto)")
+        raise TrainingError("device 'mps' was asked for, but Apple's MPS is not available: choose cpu or auto",
+                            setting="device")
     if name not in DEVICES:
-        raise TrainingError(f"device must be one of {', '.join(DEVICES)}")
+        raise TrainingError(f"device must be one of {', '.join(DEVICES)}", setting="device")
     return torch.device(name)
 
 

@@ -7,10 +7,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from core.paths import mnist_dir
-from core.settings import (ARCHITECTURE_DEFAULTS, ARCHITECTURE_DESCRIPTIONS, DEVICES, OPTIMIZERS, PRECISIONS, PRESETS,
-                           TrainSettings)
+from core.settings import (ARCHITECTURE_DEFAULTS, ARCHITECTURE_DESCRIPTIONS, CUSTOM, DEVICES, OPTIMIZERS,
+                           PRECISIONS, PRESETS, TrainSettings, preset_name, with_arch)
 
-CUSTOM = "custom"
 MNIST_ONLY, WITH_MY_SAMPLES = "MNIST", "MNIST + my samples"
 # Your samples are repeated until they make up this share of the training split: enough to learn your handwriting
 # from ~10 samples a digit, little enough that MNIST still dominates (about 3,000 of 63,000 images).
@@ -57,7 +56,8 @@ class TrainForm(QWidget):
         self.val_share.setRange(0, 50)
         self.val_share.setSuffix(" %")
         self.val_share.setToolTip("Share of the 60,000 training images held out (same share of every digit) "
-                                  "to measure validation loss and accuracy after each epoch")
+                                  "to measure validation loss and accuracy after each epoch (the settings' "
+                                  "val_fraction; the command line's --val-share takes it as a share, 0.1 = 10 %)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Same seed and settings: the same run, number for number")
@@ -104,7 +104,7 @@ class TrainForm(QWidget):
         self.populate()
 
     def populate(self) -> None:
-        """Fill the choices from core.settings and apply the quick preset (once)."""
+        """Fill the choices from core.settings and apply the quick preset; __init__ does it, later calls do nothing."""
         if self._base is not None:
             return
         self._filling = True
@@ -148,29 +148,19 @@ class TrainForm(QWidget):
 
     def settings(self) -> TrainSettings:
         """The settings shown; "custom" as the preset name once any field differs from the preset's."""
-        arch = self.arch.currentText()
-        arch_args = dict(self._base.arch_args) if arch == self._base.arch else {}
-        if "width" in ARCHITECTURE_DEFAULTS[arch]:
+        on_arch = with_arch(self._base, self.arch.currentText())  # a new architecture drops the preset's arch_args
+        arch_args = on_arch.arch_args
+        if "width" in ARCHITECTURE_DEFAULTS[on_arch.arch]:
             arch_args["width"] = self.width_spin.value()
-        shown = replace(self._base, arch=arch, arch_args=arch_args, epochs=self.epochs.value(),
+        shown = replace(on_arch, epochs=self.epochs.value(),
                         batch_size=self.batch_size.value(), lr=self.lr.value(),
                         optimizer=self.optimizer.currentText(), augment=self.augment.isChecked(),
                         synthetic_digits=self.pen_digits.value(), my_samples_share=self._my_samples_share(),
                         val_fraction=self.val_share.value() / 100, seed=self.seed.value(),
                         device=self.device.currentText(), precision=self.precision.currentText(),
                         data_dir=self.data_folder() or None)
-        return replace(shown, preset=self._preset_name(shown))
-
-    def _preset_name(self, shown: TrainSettings) -> str:
-        name = self._base.preset  # compared with the preset last applied, whatever the combo shows now
-        if name not in PRESETS:
-            return CUSTOM
-        # where the data comes from (folder, your samples) and the device do not make a preset "custom"
-        reference = replace(PRESETS[name], data_dir=shown.data_dir, device=shown.device, threads=shown.threads,
-                            my_samples_share=shown.my_samples_share)
-        full = replace(shown, arch_args={**ARCHITECTURE_DEFAULTS[shown.arch], **shown.arch_args})
-        reference = replace(reference, arch_args={**ARCHITECTURE_DEFAULTS[reference.arch], **reference.arch_args})
-        return name if full == reference else CUSTOM
+        # compared with the preset last applied, whatever the combo shows now; the data and device do not count
+        return replace(shown, preset=preset_name(shown, self._base.preset))
 
     def _my_samples_share(self) -> float:
         if self.training_data.currentText() != WITH_MY_SAMPLES:
@@ -202,7 +192,7 @@ class TrainForm(QWidget):
     def on_arch_current_text_changed(self, arch: str) -> None:
         if self._filling or not arch:
             return
-        self._show_width(arch, {})  # a new architecture starts from its own default arguments
+        self._show_width(arch, with_arch(self._base, arch).arch_args)  # another one starts from its own defaults
         self.on_field_edited()
 
     @Slot()

@@ -8,6 +8,7 @@ import torch
 from core.augment import augment
 from core.data import load_mnist
 from core.models import build_model
+from core.settings import preset_name, with_arch
 from core.training import (PRESETS, TrainingError, TrainSettings, autocast_dtype, evaluate, inference_model, preset,
                            select_device, train)
 
@@ -60,6 +61,32 @@ def test_presets_are_settings_instances_with_the_tutorials_recipe():
     with pytest.raises(TrainingError):
         preset("fastest")
     assert select_device("cpu").type == "cpu" and select_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_a_preset_copy_shares_nothing_with_the_preset():
+    settings = preset("quick")
+    settings.arch_args["width"] = 99  # e.g. a form editing its copy
+    assert PRESETS["quick"].arch_args == {} and preset("quick").arch_args == {}
+    given = {"width": 8}
+    settings = preset("quick", arch_args=given)
+    given["width"] = 4
+    assert settings.arch_args == {"width": 8}
+
+
+def test_another_architecture_starts_from_its_own_defaults_and_a_changed_recipe_is_custom():
+    assert preset("best", arch="fastnet").arch_args == {}            # best's digitnet arguments do not follow
+    assert preset("quick", arch="digitnet", arch_args={"width": 8}).arch_args == {"width": 8}
+    assert preset("quick", arch="fastnet").preset == "quick"         # its own architecture: still the preset
+    assert preset("quick", arch_args={"width": 16}).preset == "quick"  # fastnet's default width, spelled out
+    assert preset("quick", data_dir="/mnist", device="cpu", threads=1, download=False).preset == "quick"
+    assert preset("quick", epochs=3).preset == "custom" and preset("quick", arch="digitnet").preset == "custom"
+    assert preset_name(preset("best", epochs=1), "best") == "custom" and preset_name(PRESETS["best"], "best") == "best"
+    assert with_arch(PRESETS["best"], "digitnet").arch_args is not PRESETS["best"].arch_args
+
+
+def test_a_validation_share_given_as_a_percentage_is_explained(tiny_settings):
+    with pytest.raises(TrainingError, match=r"a share, e\.g\. 0\.1 holds out 10%"):
+        train(replace(tiny_settings, val_fraction=10))
 
 
 def test_evaluation_counts_agree(synthetic_mnist):
@@ -127,3 +154,15 @@ def test_inference_model_folds_batchnorm_without_changing_outputs():
     with torch.no_grad():
         assert torch.allclose(folded(x), model(x), atol=1e-4)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_missing_device_is_named_without_flags_and_the_cli_adds_its_own(tiny_settings, capsys):
+    from core.cli import main
+
+    with pytest.raises(TrainingError) as caught:
+        train(replace(tiny_settings, device="cuda"))
+    assert "no CUDA GPU" in str(caught.value) and "--" not in str(caught.value)  # GUI users see this too
+    assert caught.value.setting == "device"
+    assert main(["train", "--device", "cuda", "--data", str(tiny_settings.data_dir), "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {caught.value} (--device)"
