@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import gzip
+import os
+import re
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +23,7 @@ ALL_FILE_NAMES = FILE_NAMES[True] + FILE_NAMES[False]
 # How many images each split must hold (train, test). Tests with tiny synthetic files change it.
 EXPECTED_COUNTS = {True: 60_000, False: 10_000}
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+MAX_IDX_ITEMS = 1_000_000  # bounds what a header may ask for when no count is expected (MNIST: 60,000)
 
 
 class DataError(Exception):
@@ -66,6 +70,35 @@ def _download(root: Path) -> None:
         datasets.MNIST(str(root), train=train, download=True)
 
 
+_URLOPEN = re.compile(r"^<urlopen error (.*)>$")
+_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """Why a download failed, in one line: the deepest exception in the chain that says something. torchvision puts
+    the reason on later lines ("Error downloading x.gz:\nTried URL, got:\n<urlopen error [Errno -2] Name or ...>")."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for link in reversed(chain):
+        reasons: list[str] = []
+        for line in str(link).splitlines():
+            line = _ERRNO.sub("", _URLOPEN.sub(r"\1", line.strip()))
+            if line and not line.endswith(":") and line not in reasons:  # "...:" lines only introduce the next
+                reasons.append(line)
+        if reasons:
+            return "; ".join(reasons[:2])
+    first = str(chain[0]).strip().splitlines()
+    return f"{type(chain[0]).__name__}: {first[0].rstrip(':')}" if first else type(chain[0]).__name__
+
+
+def _new_folders(root: Path) -> list[Path]:
+    """The folders a download into `root` would create (torchvision's ROOT/MNIST/raw and any missing parents),
+    deepest first."""
+    return [p for p in (root / "MNIST" / "raw", root / "MNIST", root, *root.parents) if not p.exists()]
+
+
 def locate(root: Path | str | None = None, download: bool = True) -> dict[str, Path]:
     """Find the four files, downloading them through torchvision if missing (online users)."""
     root = Path(root).expanduser() if root else paths.mnist_dir()
@@ -74,13 +107,19 @@ def locate(root: Path | str | None = None, download: bool = True) -> dict[str, P
         return found
     reason = "download not attempted"
     if download:
+        new_folders = _new_folders(root)
         try:
             _download(root)
         except Exception as exc:  # network errors come in many types; all mean "not downloaded"
-            reason = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            reason = f"download failed: {_failure_reason(exc)}"
         found = find_files(root)
         if found is not None:
             return found
+        for folder in new_folders:  # only what this attempt made, and only while still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
     raise DataError(
         f"MNIST not found in {root} (looked in {root / 'MNIST' / 'raw'} and {root}); "
         f"expected the files {', '.join(ALL_FILE_NAMES)} (optionally .gz); {reason}. "
@@ -88,35 +127,59 @@ def locate(root: Path | str | None = None, download: bool = True) -> dict[str, P
     )
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+def _read_into(f, size: int) -> tuple[bytearray, int]:
+    """Up to `size` bytes of `f` in one buffer, and how many there were (gzip hands out a chunk per call)."""
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return buffer, got
 
 
 def read_idx(path: Path, magic: int, expected_count: int | None) -> torch.Tensor:
-    """One IDX file as a uint8 tensor, (N, 28, 28) for images or (N,) for labels; strict checks."""
-    raw = _read_bytes(path)
+    """One IDX file as a uint8 tensor, (N, 28, 28) for images or (N,) for labels; strict checks. The header is checked
+    before the body is read, and no more than the header's size + 1 byte is ever read (gzip bombs, sparse files)."""
     dims = 3 if magic == IMAGE_MAGIC else 1
+    kind = "image" if dims == 3 else "label"
     header_size = 4 + 4 * dims
-    if len(raw) < header_size:
-        raise DataError(f"{path.name} is truncated: {len(raw)} bytes, not even a header")
-    found_magic, *shape = struct.unpack(f">{1 + dims}I", raw[:header_size])
-    if found_magic != magic:
-        raise DataError(f"{path.name} is not an MNIST {'image' if dims == 3 else 'label'} file (magic {found_magic}, expected {magic})")
-    if dims == 3 and tuple(shape[1:]) != (28, 28):
-        raise DataError(f"{path.name} holds {shape[1]}x{shape[2]} images, expected 28x28")
-    expected_bytes = header_size + shape[0] * (28 * 28 if dims == 3 else 1)
-    if len(raw) != expected_bytes:
-        raise DataError(f"{path.name} is truncated or corrupt: {len(raw)} bytes, its header promises {expected_bytes}")
-    if expected_count is not None and shape[0] != expected_count:
-        raise DataError(f"{path.name} holds {shape[0]} items, MNIST has {expected_count}")
-    data = torch.frombuffer(bytearray(raw[header_size:]), dtype=torch.uint8)
-    return data.view(*shape)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            header = f.read(header_size)
+            if len(header) < header_size:
+                raise DataError(f"{path.name} is truncated: {len(header)} bytes, not even a header")
+            found_magic, *shape = struct.unpack(f">{1 + dims}I", header)
+            if found_magic != magic:
+                raise DataError(f"{path.name} is not an MNIST {kind} file (magic {found_magic}, expected {magic})")
+            if dims == 3 and tuple(shape[1:]) != (28, 28):
+                raise DataError(f"{path.name} holds {shape[1]}x{shape[2]} images, expected 28x28")
+            count = shape[0]
+            if expected_count is not None and count != expected_count:
+                raise DataError(f"{path.name} holds {count} items, MNIST has {expected_count}")
+            if count > MAX_IDX_ITEMS:
+                raise DataError(f"{path.name} is not an MNIST file: its header claims {count:,} {kind}s "
+                                f"(at most {MAX_IDX_ITEMS:,} are read)")
+            body_size = count * (28 * 28 if dims == 3 else 1)
+            promised = header_size + body_size
+            if path.suffix != ".gz":  # a plain file's size is known before reading: a sparse 1 TB file costs nothing
+                size = os.fstat(f.fileno()).st_size
+                if size != promised:
+                    raise DataError(f"{path.name} is truncated or corrupt: it is {size:,} bytes, "
+                                    f"its header promises {promised:,}")
+            body, got = _read_into(f, body_size)
+            if got < body_size:
+                raise DataError(f"{path.name} is truncated: it ends after {header_size + got:,} bytes, "
+                                f"its header promises {promised:,}")
+            if f.read(1):
+                raise DataError(f"{path.name} holds more than its header promises ({promised:,} bytes); "
+                                "it is damaged or not an MNIST file")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    if not body_size:
+        return torch.empty(shape, dtype=torch.uint8)
+    return torch.frombuffer(body, dtype=torch.uint8).view(*shape)
 
 
 def load_split(files: dict[str, Path], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
