@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from core import paths
@@ -25,6 +24,23 @@ def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+MAX_SEED = 2**63 - 1  # what every generator seeded from it accepts
+MAX_THREADS = 1024
+
+
+def whole_number(low: int, high: int):
+    """An argparse type: a whole number in [low, high], else a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text:.40} is out of range; use {low} to {high:,}")
+        return value
+    return parse
+
+
 def _load_weights_or_default(path: str | None):
     from core.weights import WeightsError, load_default_weights, load_weights
 
@@ -40,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from core.data import DataError
     from core.training import TrainingError, preset, train
-    from core.weights import save_weights
+    from core.weights import WeightsError, check_save_target, save_training_result
 
     overrides = {k: v for k, v in {
         "arch": args.arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -49,7 +65,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         "data_dir": args.data, "val_fraction": args.val_share, "threads": args.threads,
     }.items() if v is not None}
     settings = preset(args.preset, **overrides)  # another --arch drops the preset's arch_args; "custom" once changed
-    out = Path(args.out) if args.out else paths.user_weights_dir() / f"{settings.preset}-{settings.arch}-{time.strftime('%Y%m%d-%H%M%S')}.pt"
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None:
+        try:
+            check_save_target(out)  # before training, so a bad --out costs nothing
+        except WeightsError as exc:
+            return _fail(f"--out: {exc}", EXIT_USAGE)
 
     bar = None
 
@@ -79,10 +100,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     try:
-        save_weights(out, result.model, settings.arch, result.arch_args, result.normalization,
-                     settings.to_dict(), result.metrics)
-    except OSError as exc:
-        return _fail(f"could not save weights to {out}: {exc}", EXIT_FAILED)
+        saved = save_training_result(result.model, settings.arch, result.arch_args, result.normalization,
+                                     settings.to_dict(), result.metrics, out, f"{settings.preset}-{settings.arch}")
+    except WeightsError as exc:
+        return _fail(f"trained, but {exc}", EXIT_FAILED)
+    except KeyboardInterrupt:  # the save is atomic: the target is either whole or untouched
+        return _fail("interrupted while saving; no weights were saved", 130)
+    out = saved.path
+    if saved.fell_back:  # the file asked for could not be written: the weights are kept, and the exit says so
+        _fail(f"could not save to {saved.requested} ({saved.reason}); the weights were saved to {out} instead",
+              EXIT_FAILED)
     summary = {"weights": str(out), "arch": settings.arch, "preset": settings.preset, "epochs": len(result.epochs),
                "val_accuracy": result.val_accuracy, "test_accuracy": result.test.accuracy,
                "train_seconds": round(result.seconds, 2)}
@@ -91,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"test accuracy {_percent(result.test.accuracy)} (val {_percent(result.val_accuracy)}) "
               f"after {len(result.epochs)} epoch(s) in {result.seconds:.1f} s; weights saved to {out}")
-    return EXIT_OK
+    return EXIT_FAILED if saved.fell_back else EXIT_OK
 
 
 # ---------------------------------------------------------------- predict
@@ -152,7 +179,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except WeightsError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except OSError as exc:
-        return _fail(f"could not write {args.out}: {exc}", EXIT_FAILED)
+        return _fail(f"could not write {args.out}: {exc.strerror or exc}", EXIT_FAILED)
     print(f"wrote {out}: a bare state_dict that the tutorial's inference script loads unchanged")
     return EXIT_OK
 
@@ -193,13 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-share", type=float, metavar="SHARE",
                    help="share of the 60k training images held out for validation, same share of every digit: "
                         "0 to below 1, e.g. 0.1 = 10%% (the settings' val_fraction; default: the preset's)")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=whole_number(0, MAX_SEED))
     t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
     t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
     t.add_argument("--device", choices=list(DEVICES))
     t.add_argument("--precision", choices=list(PRECISIONS),
                    help="fp32, bf16 autocast, or auto = bf16 where the hardware has it (default: the preset's)")
-    t.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    t.add_argument("--threads", type=whole_number(1, MAX_THREADS), help="torch intra-op threads (default: torch's choice)")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)

@@ -29,7 +29,7 @@ def _rounded(numbers: dict | None) -> dict | None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from core.finetune import FinetuneError, check_output, finetune, finetune_settings, save_finetuned
     from core.samples import SamplesError, load_samples
-    from core.weights import WeightsError, load_default_weights, load_weights
+    from core.weights import WeightsError, check_save_target, load_default_weights, load_weights
 
     try:
         base = load_weights(args.weights) if args.weights else load_default_weights()
@@ -39,7 +39,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if out is not None:
         try:
             check_output(out, base)  # before the work, so a refused --out costs nothing
-        except FinetuneError as exc:
+            check_save_target(out)
+        except (FinetuneError, WeightsError) as exc:
             return _fail(str(exc), EXIT_USAGE)
     folder = Path(args.samples).expanduser() if args.samples else paths.samples_dir()
     try:
@@ -74,16 +75,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         written = save_finetuned(result, base, out)
     except FinetuneError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except OSError as exc:
-        return _fail(f"could not save weights to {out or 'the weights folder'}: {exc}", EXIT_FAILED)
+    except WeightsError as exc:
+        return _fail(f"fine-tuned, but {exc}", EXIT_FAILED)
+    status = EXIT_OK if out is None or written == out else EXIT_FAILED  # saved, but not where --out said
 
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"{'error' if status and note.startswith('could not save') else 'note'}: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"weights": str(written), "base": base.name, "samples": result.samples,
                           "held_out": _rounded(result.held_out), "mnist_test": _rounded(result.mnist_test),
                           "seconds": round(result.seconds, 2)}))
-        return EXIT_OK
+        return status
     held = result.held_out
     print(f"fine-tuned {base.name} ({base.arch}) on {result.trained_on} of your {result.samples} samples "
           f"in {result.seconds:.1f} s")
@@ -94,11 +96,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     else:
         print("MNIST test: unknown (MNIST not found)")
     print(f"weights saved to {written}")
-    return EXIT_OK
+    return status
 
 
 def add_finetune_parser(sub) -> None:
     """Register `finetune` on the main parser's subcommands."""
+    from core.cli import MAX_SEED, whole_number
+
     f = sub.add_parser("finetune", help="teach the weights your own handwriting from a folder of your samples")
     f.add_argument("samples", nargs="?", metavar="SAMPLES_DIR",
                    help=f"ImageFolder layout, subfolders 0-9 (default: {paths.samples_dir()})")
@@ -107,7 +111,8 @@ def add_finetune_parser(sub) -> None:
     f.add_argument("--download", action="store_true", help="download MNIST through torchvision if it is missing")
     f.add_argument("--out", metavar="PATH",
                    help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
-    f.add_argument("--seed", type=int, help="seeds the held-out split, batch order and augmentation (default 0)")
+    f.add_argument("--seed", type=whole_number(0, MAX_SEED),
+                   help="seeds the held-out split, batch order and augmentation (default 0)")
     f.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_finetune)

@@ -24,7 +24,7 @@ from core import paths
 from core.data import DataError, MnistData, load_mnist, to_float
 from core.settings import DEVICES, PRECISIONS
 from core.training import autocast_dtype, evaluate, inference_model, normalize, select_device
-from core.weights import save_weights
+from core.weights import save_training_result
 
 if TYPE_CHECKING:
     from core.samples import SampleSet
@@ -307,17 +307,6 @@ def _same_file(a: Path, b: Path | None) -> bool:
         return False
 
 
-def default_output(arch: str) -> Path:
-    """A new file name in the per-user weights folder: finetuned-<arch>-<time>.pt (with -1, -2... if taken)."""
-    stem = f"finetuned-{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = paths.user_weights_dir()
-    for n in range(1000):
-        candidate = folder / f"{stem}{f'-{n}' if n else ''}.pt"
-        if not candidate.exists():
-            return candidate
-    raise FinetuneError(f"could not find a free file name in {folder}")
-
-
 def check_output(out: Path, base: LoadedWeights) -> None:
     """FinetuneError if `out` is the shipped default weights, the base file, or not a writable regular file."""
     if _same_file(out, paths.DEFAULT_WEIGHTS):
@@ -332,11 +321,13 @@ def check_output(out: Path, base: LoadedWeights) -> None:
 
 def save_finetuned(result: FinetuneResult, base: LoadedWeights, out: Path | str | None = None) -> Path:
     """Write the fine-tuned weights (default: a new file in the per-user weights folder); never over the shipped
-    defaults or the base file. Raises FinetuneError for those, OSError if writing fails."""
+    defaults or the base file (FinetuneError). If `out` cannot be written, the weights go to a new file in the weights
+    folder and a note says so; WeightsError only if nothing could be saved."""
     if result.stopped:
         raise FinetuneError("the fine-tune was stopped before it finished; there is nothing to save")
-    out = Path(out).expanduser() if out is not None else default_output(result.arch)
-    check_output(out, base)
+    out = Path(out).expanduser() if out is not None else None
+    if out is not None:
+        check_output(out, base)
     held, mnist = result.held_out or {}, result.mnist_test or {}
     metrics = {
         "test_accuracy": mnist.get("after"), "test_accuracy_before": mnist.get("before"),
@@ -348,4 +339,8 @@ def save_finetuned(result: FinetuneResult, base: LoadedWeights, out: Path | str 
         "finetuned_from": base.name, "base_path": str(base.path) if base.path else None,
         "base_preset": base.settings.get("preset"), "finetune": asdict(result.settings), "notes": list(result.notes),
     }
-    return save_weights(out, result.model, result.arch, result.arch_args, result.normalization, settings, metrics)
+    saved = save_training_result(result.model, result.arch, result.arch_args, result.normalization, settings, metrics,
+                                 out, f"finetuned-{result.arch}")
+    if saved.fell_back:
+        result.notes.append(f"could not save to {saved.requested} ({saved.reason}); saved to {saved.path} instead")
+    return saved.path
