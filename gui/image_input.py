@@ -28,9 +28,13 @@ class ImageInputMixin:
         return self._show_image(image, Path(path).name)
 
     def _show_image(self, image, name: str) -> bool:
-        from core.preprocess import to_gray
+        from core.preprocess import ImageError, to_gray
 
-        gray = to_gray(image)  # the core's own flattening of modes and transparency
+        try:
+            gray = to_gray(image)  # the core's own flattening of modes and transparency
+        except ImageError as exc:  # NaN/inf pixels
+            self.show_message(f"Could not open the image: {exc}")
+            return False
         if gray.size == 0:
             self.show_message(f"Could not open the image: {name} is empty")
             return False
@@ -42,10 +46,16 @@ class ImageInputMixin:
     def _show_qimage(self, image: QImage, name: str) -> bool:
         from PIL import Image
 
+        from core.preprocess import ImageError, check_image_size
         from gui.qt_images import qimage_to_rgba
 
         if image.isNull():
             self.show_message(f"Could not open the image: the {name} holds no readable picture")
+            return False
+        try:  # the files' decompression-bomb limit, before any conversion (12000x12000 had frozen the GUI 14 s)
+            check_image_size(image.width(), image.height(), name)
+        except ImageError as exc:
+            self.show_message(f"Could not open the image: {exc}")
             return False
         return self._show_image(Image.fromarray(qimage_to_rgba(image)), name)  # (H, W, 4) uint8 -> RGBA
 
