@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,18 +204,25 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self._use(Predictor(weights))
 
     def load_weights_file(self, path: str | Path) -> bool:
-        """The slot File > Load weights… calls; a bad file shows why and keeps the current model."""
+        """The slot File > Load weights… (and a dropped .pt file) calls; a bad file shows why and keeps the current
+        model: nothing changes until the file is loaded and its predictor built."""
+        from core.predict import Predictor
         from core.weights import WeightsError, load_weights
 
         try:
-            weights = load_weights(path)
+            predictor = Predictor(load_weights(path))
         except WeightsError as exc:
             self.show_message(f"Could not load the weights: {exc}. The current model stays in use.")
             return False
+        except Exception as exc:  # any loader failure is one message; its traceback goes to the log
+            logging.getLogger(__name__).exception("loading weights from %s failed", path)
+            self.show_message(f"Could not load the weights from {Path(path).name} (unexpected {type(exc).__name__}: "
+                              f"{exc}). The current model stays in use.")
+            return False
         self._previous = None
         self.draw_tab.hide_notice()
-        self._use_weights(weights)
-        self.statusBar().showMessage(f"Loaded {weights.name}", 5000)
+        self._use(predictor)
+        self.statusBar().showMessage(f"Loaded {predictor.weights.name}", 5000)
         return True
 
     @Slot()
@@ -225,18 +233,21 @@ class MainWindow(ImageInputMixin, QMainWindow):
 
     def save_weights_file(self, path: str | Path) -> bool:
         """Save the weights in use (atomically) under a new name, which they then carry."""
-        from core.weights import save_weights
+        from core.weights import WeightsError, save_weights
 
         weights = self.current_weights()
         if weights is None:
             return False
-        try:
-            save_weights(path, weights.model, weights.arch, weights.arch_args, weights.normalization,
-                         weights.settings, weights.metrics)
+        try:  # refuses folders, pipes, devices, write-protected files and the shipped defaults; follows symlinks
+            path = save_weights(path, weights.model, weights.arch, weights.arch_args, weights.normalization,
+                                weights.settings, weights.metrics)
+        except WeightsError as exc:
+            self.show_message(f"Could not save the weights: {exc}.")
+            return False
         except OSError as exc:
             self.show_message(f"Could not save the weights to {path}: {exc.strerror or exc}")
             return False
-        self._use_weights(replace(weights, path=Path(path)))  # the weights in use now carry the new name
+        self._use_weights(replace(weights, path=path))  # the weights in use now carry the new name
         self.statusBar().showMessage(f"Saved {Path(path).name}", 5000)
         return True
 
@@ -250,8 +261,9 @@ class MainWindow(ImageInputMixin, QMainWindow):
         try:
             export_tutorial(weights, path)
         except WeightsError as exc:
-            self.show_message(f"Could not export: {exc}. Train with the \"tutorial\" preset to get weights its "
-                              "script can load.")
+            hint = (" Train with the \"tutorial\" preset to get weights its script can load."
+                    if weights.arch != "tutorial" else "")
+            self.show_message(f"Could not export: {exc}.{hint}")
             return False
         except OSError as exc:
             self.show_message(f"Could not write {path}: {exc.strerror or exc}")

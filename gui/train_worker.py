@@ -37,16 +37,6 @@ class TrainOutcome:
     failure: str | None = None            # one readable sentence; nothing saved
 
 
-def new_weights_path(folder: Path, settings: TrainSettings) -> Path:
-    """A fresh file name in `folder`, e.g. quick-digitnet-20250101-120000.pt (never an existing file)."""
-    stem = f"{settings.preset}-{settings.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = folder / f"{stem}.pt", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}-{n}.pt"
-    return path
-
-
 class TrainWorker:
     """Runs in a BackgroundTask's thread (see TrainTab): reports go through TaskControl, the outcome is returned."""
 
@@ -79,7 +69,7 @@ class TrainWorker:
     def _train_and_save(self) -> TrainOutcome:
         from core.data import DataError
         from core.training import TrainingError, train
-        from core.weights import WeightsError, load_weights, save_weights
+        from core.weights import WeightsError, load_weights, save_training_result
 
         try:
             result = train(self._settings, on_batch=self._on_batch, on_epoch=self._on_epoch,
@@ -90,16 +80,17 @@ class TrainWorker:
         self._flush()
         if result.stopped:
             return TrainOutcome(stopped_after=self._batches_done)
-        path = new_weights_path(self._weights_dir, self._settings)
-        try:
-            save_weights(path, result.model, self._settings.arch, result.arch_args, result.normalization,
-                         self._settings.to_dict(), result.metrics)
-            weights = load_weights(path)  # the Draw tab gets exactly what the file holds
-        except OSError as exc:
-            return TrainOutcome(failure=f"Training finished (test accuracy {100 * result.test.accuracy:.2f}%), but "
-                                        f"the weights could not be saved to {path}: {exc.strerror or exc}.")
+        try:  # a new file in the weights folder, never over another one
+            saved = save_training_result(result.model, self._settings.arch, result.arch_args, result.normalization,
+                                         self._settings.to_dict(), result.metrics,
+                                         stem=f"{self._settings.preset}-{self._settings.arch}", folder=self._weights_dir)
         except WeightsError as exc:
-            return TrainOutcome(failure=f"The weights were saved but could not be read back: {exc}")
+            return TrainOutcome(failure=f"Training finished (test accuracy {100 * result.test.accuracy:.2f}%), but "
+                                        f"{exc}.")
+        try:
+            weights = load_weights(saved.path)  # the Draw tab gets exactly what the file holds
+        except WeightsError as exc:
+            return TrainOutcome(failure=f"The weights were saved to {saved.path} but could not be read back: {exc}")
         return TrainOutcome(weights=weights)
 
     # ------------------------------------------------------------ core callbacks (worker thread)
