@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QEventLoop, QObject, QPoint, QSettings, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QPoint, QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -131,29 +131,27 @@ def digits(n_strokes: int, seed: int) -> list[tuple[int, list[list[tuple[float, 
     return out
 
 
-class PaintSeen(QObject):
-    """Event filter: notes that a widget received a Paint event."""
+class PaintSeen:
+    """Notes that the Draw tab's bars repainted (ProbabilityBars.bars_painted) since `seen` was reset."""
 
     seen = False
 
-    def eventFilter(self, obj, event) -> bool:
-        self.seen = self.seen or event.type() == QEvent.Type.Paint
-        return False
+    def on_bars_painted(self) -> None:
+        self.seen = True
 
 
 def draw_strokes(window, n: int, seed: int) -> dict:
     """Draw in real time (a move every 8 ms) on the Draw tab; time each move and each stroke end -> bars."""
     app, pad, bars = QApplication.instance(), window.draw_tab.pad, window.draw_tab.bars
     window.tabs.setCurrentWidget(window.draw_tab)
-    stamps, shown = [], bars.set_prediction  # the Draw tab calls self.bars.set_prediction: observe it
+    stamps: list[float] = []
+    painted = PaintSeen()
 
-    def observed(*args) -> None:
-        shown(*args)
+    def on_bars_prediction_shown() -> None:
         stamps.append(time.perf_counter())
 
-    bars.set_prediction = observed
-    painted = PaintSeen()
-    bars._bars.installEventFilter(painted)  # the ten bars' own widget: its repaint is what the user sees change
+    bars.prediction_shown.connect(on_bars_prediction_shown)
+    bars.bars_painted.connect(painted.on_bars_painted)  # the ten bars' repaint is what the user sees change
     rect = pad.canvas_rect()
 
     def at(p) -> QPoint:
@@ -191,8 +189,8 @@ def draw_strokes(window, n: int, seed: int) -> dict:
                 times["to_set"].append(1e3 * (stamps[0] - released))
                 times["to_painted"].append(1e3 * (time.perf_counter() - released))
         right += not warm and bars.top_digit() == digit
-    bars._bars.removeEventFilter(painted)
-    del bars.set_prediction
+    bars.prediction_shown.disconnect(on_bars_prediction_shown)
+    bars.bars_painted.disconnect(painted.on_bars_painted)
     pad.clear()
     out = {k: {"n": len(v), "p50_ms": percentile(v, 50), "p95_ms": percentile(v, 95), "max_ms": max(v)}
            for k, v in times.items()}

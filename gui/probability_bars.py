@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -46,6 +46,8 @@ class _Preview(QWidget):
 
 class BarChart(QWidget):
     """Ten rows "d [bar] p%"; the top digit's bar in the highlight colour."""
+
+    painted = Signal()  # after each repaint: when a new prediction has reached the screen
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -95,10 +97,15 @@ class BarChart(QWidget):
             label = "–" if p is None else f"{100 * p:.1f}%"
             painter.drawText(QRectF(label_w + bar_w, y, percent_w, row),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, label)
+        painter.end()
+        self.painted.emit()
 
 
 class ProbabilityBars(QWidget):
     """Shows one prediction, or a message ("Draw a digit", "Loading model…") and empty bars, never a guess."""
+
+    prediction_shown = Signal()  # set_prediction() has put new values on the bars (they repaint later)
+    bars_painted = Signal()      # the ten bars repainted: what was set is on the screen
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -118,6 +125,7 @@ class ProbabilityBars(QWidget):
         preview_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         preview_caption.setEnabled(False)  # the palette's muted text colour
         self._bars = BarChart()
+        self._bars.painted.connect(self.bars_painted)
 
         header = QGridLayout()
         header.addWidget(self._digit, 0, 0, Qt.AlignmentFlag.AlignCenter)
@@ -141,6 +149,7 @@ class ProbabilityBars(QWidget):
         self._preview.set_image(image28)
         self._bars.probabilities = self._probabilities
         self._bars.update()
+        self.prediction_shown.emit()
 
     def clear_prediction(self, message: str = "Draw a digit") -> None:
         """Empty bars and a message instead of a guess."""
