@@ -49,7 +49,8 @@ class TrainSettings:
     label_smoothing: float = 0.05   # CrossEntropyLoss label smoothing
     augment: bool = True            # random affine, stroke thickness and blur on each batch
     augment_strength: float = 1.0   # scales every augmentation range; 0 = none
-    synthetic_digits: int = 0       # pen-drawn digits (core.pen_digits) added to the training split
+    synthetic_digits: int = 0       # pen-drawn digits (core.pen_digits) added to the training split; the name is
+                                    # kept because weights files store it (the form says "Pen-drawn digits")
     my_samples_share: float = 0.0   # share of the training split made of your saved samples, repeated; 0 = none
     val_fraction: float = 0.1       # stratified share of the 60k training images held out
     seed: int = 0                   # seeds model init, shuffling, augmentation and the split
@@ -71,7 +72,7 @@ class TrainSettings:
             (self.weight_decay >= 0, "weight decay cannot be negative"),
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
             (self.augment_strength >= 0, "augmentation strength cannot be negative"),
-            (self.synthetic_digits >= 0, "the number of synthetic digits cannot be negative"),
+            (self.synthetic_digits >= 0, "the number of pen-drawn digits cannot be negative"),
             (0 <= self.my_samples_share < 1, "the share of your own samples must be in [0, 1)"),
             (0 <= self.val_fraction < 1, "validation share must be in [0, 1): a share, e.g. 0.1 holds out 10%"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
