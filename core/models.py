@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from core.settings import ARCHITECTURE_DEFAULTS, ARCHITECTURE_DESCRIPTIONS
+from core.settings import ARCHITECTURE_DEFAULTS
 
 # MNIST pixel mean/std after ToTensor(); DigitNet is trained on (x - mean) / std.
 MNIST_NORMALIZATION = (0.1307, 0.3081)
@@ -56,21 +56,18 @@ def digitnet(width: int = 32, dropout: float = 0.1) -> nn.Sequential:
 
 @dataclass(frozen=True)
 class Architecture:
-    """How to build a model by name, its default arguments and the input normalization it expects."""
+    """How to build a model by name, its default arguments and the input normalization it expects (the words
+    describing each live in core.settings.ARCHITECTURE_DESCRIPTIONS, which the form reads before torch loads)."""
 
     build: Callable[..., nn.Module]
     defaults: dict
     normalization: tuple[float, float]
-    description: str
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "tutorial": Architecture(tutorial, ARCHITECTURE_DEFAULTS["tutorial"], NO_NORMALIZATION,
-                             ARCHITECTURE_DESCRIPTIONS["tutorial"]),
-    "fastnet": Architecture(fastnet, ARCHITECTURE_DEFAULTS["fastnet"], MNIST_NORMALIZATION,
-                            ARCHITECTURE_DESCRIPTIONS["fastnet"]),
-    "digitnet": Architecture(digitnet, ARCHITECTURE_DEFAULTS["digitnet"], MNIST_NORMALIZATION,
-                             ARCHITECTURE_DESCRIPTIONS["digitnet"]),
+    "tutorial": Architecture(tutorial, ARCHITECTURE_DEFAULTS["tutorial"], NO_NORMALIZATION),
+    "fastnet": Architecture(fastnet, ARCHITECTURE_DEFAULTS["fastnet"], MNIST_NORMALIZATION),
+    "digitnet": Architecture(digitnet, ARCHITECTURE_DEFAULTS["digitnet"], MNIST_NORMALIZATION),
 }
 
 

@@ -136,7 +136,6 @@ def capture(window, args) -> int:
 
     tab = window.train_tab
     window.tabs.setCurrentWidget(tab)
-    tab.form.populate()
     tab.form.set_settings(replace(tab.form.settings(), epochs=3, data_dir=shown_path(args.data)))
     tab.train_button.click()
     wait_until(lambda: tab.progress.value() >= args.batches or not tab.is_training(), 600)
