@@ -1,11 +1,13 @@
 """Weights files as a hostile user makes them: odd save targets, a full disk, crafted and damaged files."""
 from __future__ import annotations
 
-import contextlib
 import os
+import pickle
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import torch
@@ -13,10 +15,19 @@ import torch
 import core.weights
 from core import paths
 from core.models import build_model
-from core.weights import (SavedWeights, WeightsError, check_save_target, export_tutorial, load_weights,
-                          new_weights_path, save_training_result, save_weights)
+from core.weights import (
+    SavedWeights,
+    WeightsError,
+    check_save_target,
+    export_tutorial,
+    load_weights,
+    new_weights_path,
+    save_training_result,
+    save_weights,
+)
 
 NOBODY = 65534
+T = TypeVar("T")
 
 
 def save_tutorial(path: Path, **metrics) -> Path:
@@ -35,24 +46,42 @@ def rewrite(path: Path, **changes) -> None:
     torch.save(obj, path)
 
 
-@contextlib.contextmanager
-def as_ordinary_user(tmp_path: Path):
-    """Run the block without root's powers (root reads and writes anything), tmp_path reachable by that user."""
+def as_ordinary_user(tmp_path: Path, work: Callable[[], T]) -> T:
+    """work() without root's powers (root reads and writes anything): as root, in a forked child that gives them up
+    (a user id is process-wide, so this process's other threads never feel it), with tmp_path reachable; its result
+    or exception comes back through a pipe."""
     if os.geteuid() != 0:
-        yield
-        return
-    chain = [p for p in [tmp_path, *tmp_path.parents] if p != Path("/") and p.stat().st_uid == 0
-             and not p.stat().st_mode & 0o001]
+        return work()
+    chain = [p for p in [tmp_path, *tmp_path.parents] if p != Path("/") and not p.stat().st_mode & 0o001]
     modes = {p: p.stat().st_mode & 0o7777 for p in chain}
+    for p in chain:
+        p.chmod(modes[p] | 0o111)  # traverse only, not list
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one thread, never returns into pytest
+        try:
+            os.close(read_end)
+            os.setuid(NOBODY)
+            try:
+                outcome = ("returned", work())
+            except BaseException as exc:  # noqa: BLE001 - handed to the parent to re-raise
+                outcome = ("raised", exc)
+            with os.fdopen(write_end, "wb") as pipe:
+                pickle.dump(outcome, pipe)
+        finally:
+            os._exit(0)
+    os.close(write_end)
     try:
-        for p in chain:
-            p.chmod(modes[p] | 0o111)  # traverse only, not list
-        os.seteuid(NOBODY)
-        yield
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
     finally:
-        os.seteuid(0)
         for p, mode in modes.items():
             p.chmod(mode)
+    kind, value = pickle.loads(data)
+    if kind == "raised":
+        raise value
+    return value
 
 
 # ---------------------------------------------------------------- saving: only a regular file or a new name
@@ -102,8 +131,8 @@ def test_read_only_folder_is_refused_before_writing(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
-    with as_ordinary_user(tmp_path), pytest.raises(WeightsError, match="read-only"):
-        check_save_target(folder / "w.pt")
+    with pytest.raises(WeightsError, match="read-only"):
+        as_ordinary_user(tmp_path, lambda: check_save_target(folder / "w.pt"))
     assert os.listdir(folder) == []
 
 
@@ -275,8 +304,8 @@ def test_archive_that_unpacks_to_too_much_is_refused_from_its_directory(tmp_path
 def test_unreadable_file_is_one_sentence(tmp_path):
     path = save_tutorial(tmp_path / "w.pt")
     path.chmod(0o000)
-    with as_ordinary_user(tmp_path), pytest.raises(WeightsError, match="cannot be read .Permission denied"):
-        load_weights(path)
+    with pytest.raises(WeightsError, match="cannot be read .Permission denied"):
+        as_ordinary_user(tmp_path, lambda: load_weights(path))
 
 
 def test_torchscript_file_is_named_as_such(tmp_path):
