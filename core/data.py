@@ -56,6 +56,16 @@ def _find_file(root: Path, name: str) -> Path | None:
     return None
 
 
+def _refuse_special_files(root: Path) -> None:
+    """DataError for a folder, FIFO or device where an IDX file belongs: reading or downloading onto it would hang."""
+    for folder in _candidate_folders(root):
+        for name in ALL_FILE_NAMES:
+            for candidate in (folder / name, folder / f"{name}.gz"):
+                if candidate.exists() and not candidate.is_file():
+                    raise DataError(f"{candidate} is not a regular file (a folder, pipe or device); "
+                                    "MNIST's files must be ordinary files")
+
+
 def find_files(root: Path) -> dict[str, Path] | None:
     """The four IDX files under `root` (any accepted layout), or None if any is missing."""
     found = {name: _find_file(root, name) for name in ALL_FILE_NAMES}
@@ -105,6 +115,7 @@ def locate(root: Path | str | None = None, download: bool = True) -> dict[str, P
     found = find_files(root)
     if found is not None:
         return found
+    _refuse_special_files(root)
     reason = "download not attempted"
     if download:
         new_folders = _new_folders(root)

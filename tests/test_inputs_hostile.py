@@ -55,9 +55,12 @@ def fifo_that_cannot_hang(path: Path):
     try:
         yield path
     finally:
-        if writer.is_alive():
-            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
-        writer.join(timeout=SUBPROCESS_TIMEOUT)
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # held until the writer is gone: it may not have
+        try:                                                 # reached its open() yet
+            writer.join(timeout=SUBPROCESS_TIMEOUT)
+        finally:
+            os.close(reader)
+        assert not writer.is_alive()
 
 
 # ---------------------------------------------------------------- FIFOs and devices are not images
@@ -257,3 +260,14 @@ def test_download_failure_keeps_the_chained_cause(tmp_path, monkeypatch):
     monkeypatch.setattr(core.data, "_download", offline)
     with pytest.raises(DataError, match=r"download failed: Name or service not known"):
         locate(tmp_path / "data")
+
+
+def test_a_fifo_where_an_idx_file_belongs_is_named_before_any_download(synthetic_mnist, refusing_mirror):
+    """Before: the FIFO counted as missing, and an online download would have extracted onto it (blocking)."""
+    path = synthetic_mnist / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(DataError) as err:
+        load_mnist(synthetic_mnist)
+    assert str(err.value) == (f"{path} is not a regular file (a folder, pipe or device); "
+                              "MNIST's files must be ordinary files")
