@@ -93,3 +93,12 @@ def test_pasted_and_dropped_pictures_meet_the_same_limit_as_files(window, monkey
             small.setPixelColor(x, y, Qt.GlobalColor.black)
     QGuiApplication.clipboard().setImage(small)
     assert window.paste_image() and window.draw_tab.pad.has_image()
+
+
+def test_opening_a_float_tiff_with_nan_pixels_explains_and_keeps_the_drawing(window, tmp_path):
+    from tests.test_inputs_hostile import float_tiff
+
+    shown = window.draw_tab.bars.probabilities()
+    assert not window.open_image_file(float_tiff(tmp_path / "scan.tif", float("nan")))
+    assert window.last_message().startswith("Could not open the image: scan.tif holds pixels that are not numbers")
+    assert_pad_unchanged(window, shown)
