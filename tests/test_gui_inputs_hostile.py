@@ -8,20 +8,20 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PIL import Image  # noqa: E402
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication
 
-from tests.gui_support import draw, open_window, private_qsettings, settings  # noqa: E402,F401 (fixtures by name)
-from tests.test_gui_app import DIGITS, tutorial_weights  # noqa: E402,F401
-from tests.test_inputs_hostile import fifo_that_cannot_hang  # noqa: E402
+from tests.gui_support import draw, open_window, private_qsettings, settings  # noqa: F401 (fixtures by name)
+from tests.test_gui_app import DIGITS, tutorial_weights  # noqa: F401
+from tests.test_inputs_hostile import fifo_that_cannot_hang
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs need a POSIX system")
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and /dev need a POSIX system")
 
 
 @pytest.fixture
-def window(qtbot, settings, tutorial_weights):
+def window(qtbot, settings, tutorial_weights):  # noqa: F811 (the fixtures imported above)
     window = open_window(qtbot, settings, tutorial_weights)
     draw(window.draw_tab.pad, DIGITS[1])  # the user's drawing, which a refused picture must leave alone
     return window
@@ -43,6 +43,7 @@ def drop(window, mime: QMimeData) -> None:
                                               Qt.KeyboardModifier.NoModifier))
 
 
+@needs_fifo
 def test_opening_or_dropping_a_fifo_or_device_answers_at_once(window, tmp_path):
     """Before: open() on the FIFO blocked the GUI thread until something wrote to it."""
     shown = window.draw_tab.bars.probabilities()
