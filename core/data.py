@@ -8,7 +8,6 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -238,14 +237,3 @@ def load_mnist(root: Path | str | None = None, val_fraction: float = 0.1, seed: 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], exactly what ToTensor() gives."""
     return images.unsqueeze(1).float().div_(255.0)
-
-
-def iterate_batches(
-    images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches by indexing the preloaded tensors; shuffled when a generator is given (the last batch may be smaller)."""
-    n = len(images)
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        yield to_float(images[idx]), labels[idx]

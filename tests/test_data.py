@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import core.data
-from core.data import DataError, find_files, iterate_batches, load_mnist, stratified_split
+from core.data import DataError, load_mnist, stratified_split
 from tests.conftest import SYNTHETIC_COUNTS, synthetic_digits, write_idx
 
 
@@ -103,13 +103,3 @@ def test_count_must_be_mnists(synthetic_mnist, monkeypatch):
     monkeypatch.setattr(core.data, "EXPECTED_COUNTS", {True: 60_000, False: 10_000})
     with pytest.raises(DataError, match="MNIST has 60000"):
         load_mnist(synthetic_mnist, download=False)
-
-
-def test_batches_cover_every_image_once(synthetic_mnist):
-    assert find_files(synthetic_mnist) is not None
-    data = load_mnist(synthetic_mnist, download=False)
-    seen = 0
-    for x, y in iterate_batches(data.test_images, data.test_labels, 64, torch.Generator().manual_seed(0)):
-        assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28) and 0 <= x.min() and x.max() <= 1
-        seen += len(y)
-    assert seen == len(data.test_images)
