@@ -7,16 +7,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, QThread, QTimer, Qt, Signal, Slot
+from PySide6.QtCore import QSettings, QTimer, Qt, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QKeySequence)
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
+from gui.background import BackgroundTask
 from gui.draw_tab import DrawTab
+from gui.drawing_pad import BRUSH_RANGE
 from gui.evaluate_tab import EvaluateTab
 from gui.image_input import ImageInputMixin
 from gui.insight_tab import InsightTab
-from gui.model_loader import ModelLoader
+from gui.model_loader import StartupModel, load_startup_model
 from gui.my_digits_tab import MyDigitsTab
+from gui.remembered_settings import remembered_bytes, remembered_int, remembered_text
 from gui.train_tab import TrainTab
 
 if TYPE_CHECKING:
@@ -47,7 +50,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self._previous: LoadedWeights | None = None  # the model in use before training replaced it
         self._messages: list[str] = []
         self._message_box: QMessageBox | None = None
-        self._loader_thread: QThread | None = None
+        self._loader = BackgroundTask("loading the model", parent=self)
         self._closed = False
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -78,6 +81,9 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self.evaluate_tab.image_chosen.connect(self.on_evaluate_tab_image_chosen)
         self.my_digits_tab.weights_finetuned.connect(self.on_my_digits_tab_weights_finetuned)
         self.my_digits_tab.previous_weights_requested.connect(self.on_draw_tab_previous_weights_requested)
+        self._loader.succeeded.connect(self.on_loader_succeeded)
+        self._loader.failed.connect(self.on_loader_failed)
+        self._loader.finished.connect(self.on_loader_finished)
         app = QApplication.instance()
         if app is not None:  # quitting without closing this window must still stop and join the worker threads
             app.aboutToQuit.connect(self._shutdown_workers)
@@ -143,15 +149,13 @@ class MainWindow(ImageInputMixin, QMainWindow):
 
     # ------------------------------------------------------------ remembered settings (QSettings)
     def _restore_settings(self) -> None:
-        geometry = self._settings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
+        """Every remembered value is checked; a bad one (a hand-edited or damaged file) gives its default."""
+        geometry = remembered_bytes(self._settings, "window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1100, 720)
-        brush = self._settings.value("draw/brush")
-        if brush is not None:
-            self.draw_tab.brush_slider.setValue(int(brush))
-        self.train_tab.form.set_data_folder(str(self._settings.value("train/data_dir", "") or ""))
+        brush = self.draw_tab.brush_slider
+        brush.setValue(remembered_int(self._settings, "draw/brush", *BRUSH_RANGE, brush.value()))
+        self.train_tab.form.set_data_folder(remembered_text(self._settings, "train/data_dir"))
 
     def _save_settings(self) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())
@@ -163,16 +167,8 @@ class MainWindow(ImageInputMixin, QMainWindow):
     def _start_loading(self) -> None:
         if self._closed:
             return  # closed before the event loop got here: nothing to load for
-        loader = ModelLoader(str(self._settings.value("weights/last", "") or ""))
-        self._loader_thread = QThread()
-        loader.moveToThread(self._loader_thread)
-        self._loader_thread.started.connect(loader.run)
-        loader.predictor_loaded.connect(self.on_loader_predictor_loaded)
-        loader.loading_failed.connect(self.on_loader_loading_failed)
-        loader.finished.connect(self._loader_thread.quit, Qt.ConnectionType.DirectConnection)
-        self._loader_thread.finished.connect(self.on_loader_thread_finished)
-        self._loader = loader
-        self._loader_thread.start()
+        remembered = remembered_text(self._settings, "weights/last")
+        self._loader.start(lambda control: load_startup_model(remembered, control))
 
     def is_model_ready(self) -> bool:
         return self._predictor is not None
@@ -316,14 +312,19 @@ class MainWindow(ImageInputMixin, QMainWindow):
         return self._messages[-1] if self._messages else None
 
     # ------------------------------------------------------------ slots
-    @Slot(object, str)
-    def on_loader_predictor_loaded(self, predictor: Predictor, notice: str) -> None:
-        self._use(predictor)
-        if notice:
-            self.show_message(notice)
+    @Slot(object)
+    def on_loader_succeeded(self, loaded: StartupModel) -> None:
+        if loaded.predictor is None:
+            return self._show_no_model(loaded.message)
+        self._use(loaded.predictor)
+        if loaded.message:
+            self.show_message(loaded.message)
 
     @Slot(str)
-    def on_loader_loading_failed(self, message: str) -> None:
+    def on_loader_failed(self, message: str) -> None:
+        self._show_no_model(f"The model could not be loaded: {message}")  # e.g. a broken torch install
+
+    def _show_no_model(self, message: str) -> None:
         self.weights_label.setText("No model loaded")
         self.draw_tab.set_predictor(None, "No model loaded")
         self.insight_tab.set_predictor(None)
@@ -332,11 +333,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self.show_message(message)
 
     @Slot()
-    def on_loader_thread_finished(self) -> None:
-        # Python owns the thread and loader (no deleteLater: two owners segfaulted); let the thread end, then drop them
-        if self._loader_thread is not None:
-            self._loader_thread.wait()
-        self._loader_thread = self._loader = None
+    def on_loader_finished(self) -> None:
         self.train_tab.form.populate()  # the core is imported by now, so filling the form is instant
         if gc.get_freeze_count() == 0:
             # Qt, pyqtgraph, torch and the model (~230k objects) live as long as the app: out of the collector's
@@ -405,7 +402,6 @@ class MainWindow(ImageInputMixin, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
         self._shutdown_workers()  # stop the workers and join their threads before the window goes
-        if self._loader_thread is not None:
-            self._loader_thread.wait()  # loading cannot be interrupted, but it ends on its own
+        self._loader.shutdown()  # loading cannot be interrupted, but it ends on its own
         self._save_settings()
         super().closeEvent(event)

@@ -1,51 +1,58 @@
-"""Loads the startup model in a QThread (importing torch takes seconds), so the window and pad work at once."""
+"""The start-up model, loaded in a BackgroundTask (importing torch takes seconds), so the window and pad work at once."""
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal, Slot
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.predict import Predictor
+    from gui.background import TaskControl
+
+log = logging.getLogger(__name__)
 
 
-class ModelLoader(QObject):
-    """Tries the remembered weights file, then the shipped default weights."""
+@dataclass
+class StartupModel:
+    """What start-up could load: a ready predictor and a notice, or no predictor and why."""
 
-    predictor_loaded = Signal(object, str)  # core.predict.Predictor, a notice ("" unless the remembered file failed)
-    loading_failed = Signal(str)            # why no model could be loaded, and what to do
-    finished = Signal()                     # always last: the thread may quit
+    predictor: Predictor | None  # None: neither the remembered nor the shipped weights could be used
+    message: str                 # "" when the remembered (or default) weights loaded as asked; else for the user
 
-    def __init__(self, remembered_path: str | None):
-        super().__init__()
-        self._remembered = remembered_path or None
 
-    @Slot()
-    def run(self) -> None:
+def load_startup_model(remembered_path: str | None, control: TaskControl | None = None) -> StartupModel:
+    """The remembered weights file, or the shipped default weights when it fails for any reason (the BackgroundTask's
+    function: `control` is unused, loading cannot be interrupted)."""
+    from core.weights import load_default_weights, load_weights
+
+    notice = ""
+    if remembered_path:
         try:
-            self._load()
-        except Exception as exc:  # e.g. a broken torch install: one message, never a dead thread
-            self.loading_failed.emit(f"The model could not be loaded: {type(exc).__name__}: {exc}")
-        finally:
-            self.finished.emit()
+            return StartupModel(_ready(load_weights(remembered_path)), "")
+        except Exception as exc:  # noqa: BLE001 - any failure of a remembered file means: use the shipped weights
+            notice = f"Your last weights could not be loaded ({_reason(exc)}); using the default weights instead."
+    try:
+        return StartupModel(_ready(load_default_weights()), notice)
+    except Exception as exc:  # noqa: BLE001 - the window must still come up, and say what to do
+        return StartupModel(None, f"{notice} No model is loaded: {_reason(exc)}. Load weights (File > Load weights…) "
+                                  "or train a model in the Train tab.".strip())
 
-    def _load(self) -> None:
-        from core.predict import Predictor
-        from core.weights import WeightsError, load_default_weights, load_weights
 
-        notice = ""
-        if self._remembered:
-            try:
-                predictor = Predictor(load_weights(self._remembered))
-            except WeightsError as exc:
-                notice = f"Your last weights could not be loaded ({exc}); using the default weights instead."
-            else:
-                return self._ready(predictor, notice)
-        try:
-            predictor = Predictor(load_default_weights())
-        except WeightsError as exc:
-            self.loading_failed.emit(f"{notice} No model is loaded: {exc}. Load weights (File > Load weights…) "
-                                     "or train a model in the Train tab.".strip())
-            return
-        self._ready(predictor, notice)
+def _ready(weights) -> Predictor:
+    import torch
 
-    def _ready(self, predictor, notice: str) -> None:
-        import torch
+    from core.predict import Predictor
 
-        predictor.probabilities(torch.zeros(1, 1, 28, 28))  # first forward pass pays torch's one-time set-up here
-        self.predictor_loaded.emit(predictor, notice)
+    predictor = Predictor(weights)
+    predictor.probabilities(torch.zeros(1, 1, 28, 28))  # the first forward pass pays torch's one-time set-up here
+    return predictor
+
+
+def _reason(exc: Exception) -> str:
+    """Our own errors are a plain sentence; anything else is a bug or a damaged install: its traceback is logged."""
+    from core.weights import WeightsError
+
+    if isinstance(exc, WeightsError):
+        return str(exc).rstrip(".")
+    log.error("unexpected error while loading weights at start-up", exc_info=exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
