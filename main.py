@@ -47,11 +47,14 @@ def _app(log_file: str | None) -> int:
 
 def _main_then_ignore_ctrl_c() -> int:
     try:
-        return main()
-    finally:
-        # the work is done and its status decided: a Ctrl+C while the interpreter cleans up (torch and Qt take a
-        # while) would only print a traceback from that clean-up
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return main()
+        finally:
+            # the work is done and its status decided: a Ctrl+C while the interpreter cleans up (torch and Qt take
+            # a while) would only print a traceback from that clean-up
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:  # one that came as main() returned, just before it could be ignored
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from gui.image_input import ImageInputMixin
 from gui.insight_tab import InsightTab
 from gui.model_loader import StartupModel, load_startup_model
 from gui.my_digits_tab import MyDigitsTab
-from gui.remembered_settings import remembered_bytes, remembered_int, remembered_text
+from gui.remembered_settings import remembered_bytes, remembered_folder, remembered_int, remembered_text
 from gui.train_tab import TrainTab
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
             self.resize(1100, 720)
         brush = self.draw_tab.brush_slider
         brush.setValue(remembered_int(self._settings, "draw/brush", *BRUSH_RANGE, brush.value()))
-        self.train_tab.form.set_data_folder(remembered_text(self._settings, "train/data_dir"))
+        self.train_tab.form.set_data_folder(remembered_folder(self._settings, "train/data_dir"))
 
     def _save_settings(self) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -30,6 +31,18 @@ def remembered_text(settings: QSettings, key: str, default: str = "") -> str:
         return value
     _rejected(key, value)
     return default
+
+
+def remembered_folder(settings: QSettings, key: str) -> str:
+    """A remembered folder: as remembered_text, and a path the system can look up (a missing folder is kept, e.g. an
+    unplugged drive; a name too long for the file system is not: looking it up raises instead of saying 'missing')."""
+    folder = remembered_text(settings, key)
+    try:
+        Path(folder).exists()
+    except (OSError, ValueError):
+        _rejected(key, folder)
+        return ""
+    return folder
 
 
 def remembered_int(settings: QSettings, key: str, low: int, high: int, default: int) -> int:

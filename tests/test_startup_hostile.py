@@ -65,6 +65,7 @@ HOSTILE_SETTINGS = {
     "Qt types and broken variants": ("[draw]\nbrush=@Rect(1 2 3 4)\n[window]\ngeometry=@Invalid()\n"
                                      "[train]\ndata_dir=@Variant(\\0\\0\\0\\x7f\\0\\0\\0\\vQBrokenType\\0)\n"),
     "overflowing integer": "[draw]\nbrush=99999999999999999999999999\n[weights]\nlast=@Size(3 4)\n",
+    "a folder name too long to look up": "[train]\ndata_dir=/tmp/" + "x" * 300 + "\n",
 }
 
 
