@@ -222,3 +222,49 @@ def test_ctrl_c_right_after_a_save_leaves_the_file_and_no_traceback(tmp_path):
         assert set(torch.load(out, weights_only=True)) == {"0.weight", "0.bias", "3.weight", "3.bias", "7.weight",
                                                            "7.bias"}
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary files
+
+
+# ---------------------------------------------------------------- unexpected errors: one line for the user, the stack in the log
+def test_an_unforeseen_error_in_a_command_is_one_line_and_its_stack_is_logged(tmp_path):
+    too_long = str(tmp_path / ("x" * 300))  # a folder name no file system takes: looking it up raises OSError
+    env = dict(os.environ, DIGIT_RECOGNIZER_HOME=str(tmp_path / "home"))
+    done = subprocess.run([sys.executable, "main.py", "evaluate", "--data", too_long], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode in (1, 2)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+    if "unexpected" in lines[0]:  # not foreseen by the command: the details a bug report needs are in the log
+        logged = (tmp_path / "home" / "log" / "digit-recognizer.log").read_text(encoding="utf-8")
+        assert "Traceback" in logged and "OSError" in logged and str(tmp_path / "home" / "log") in lines[0]
+
+
+def test_an_exception_no_slot_caught_is_logged_and_shown_as_one_sentence(qtbot, tmp_path, capsys):
+    from gui.app import _errors_logged
+
+    window = open_window(qtbot, settings_file(tmp_path, ""))
+    with logging_to_file() as log_file, _errors_logged(str(log_file)) as windows:
+        windows.append(window)
+        try:
+            {}["missing"]
+        except KeyError:
+            sys.excepthook(*sys.exc_info())  # what PySide6 calls for an exception that escapes a slot
+    assert "Unexpected error: KeyError" in window.last_message() and str(log_file) in window.last_message()
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {window.last_message().split(' What')[0]}"]
+    logged = log_file.read_text(encoding="utf-8")
+    assert "Traceback" in logged and "KeyError" in logged
+
+
+def test_a_background_task_failure_reaches_the_log_file_with_its_stack(qtbot):
+    from gui.background import BackgroundTask
+
+    def broken_work(control):
+        return [][1]
+
+    task = BackgroundTask("test")
+    with logging_to_file() as log_file:
+        with qtbot.waitSignal(task.failed, timeout=TIMEOUT) as failed:
+            task.start(broken_work)
+        qtbot.waitUntil(lambda: not task.is_running(), timeout=TIMEOUT)
+    assert failed.args[0].startswith("Unexpected error: IndexError")  # the user's sentence stays short
+    logged = log_file.read_text(encoding="utf-8")
+    assert "Traceback" in logged and "broken_work" in logged
