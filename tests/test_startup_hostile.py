@@ -161,9 +161,9 @@ class Program:
             if line.startswith("import time:") and line.split("|")[-1].strip() == module:
                 return
 
-    def interrupt(self, timeout: float = 60) -> tuple[int, str, str]:
-        """SIGINT, then the exit status, stdout and stderr without the import-time lines."""
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, number: int = signal.SIGINT, timeout: float = 60) -> tuple[int, str, str]:
+        """SIGINT (Ctrl+C), then the exit status, stdout and stderr without the import-time lines."""
+        self.process.send_signal(number)
         try:
             stdout = self.process.stdout.read()
             status = self.process.wait(timeout=timeout)
@@ -174,16 +174,32 @@ class Program:
         return status, stdout, errors
 
 
-def test_ctrl_c_while_the_cli_imports_torch_is_one_line_and_status_130(tmp_path):
-    program = Program(tmp_path, "summary")
+@pytest.fixture
+def start(tmp_path):
+    """Starts main.py (see Program); any process a failed test left running is killed at teardown."""
+    programs: list[Program] = []
+
+    def start_program(*args: str) -> Program:
+        programs.append(Program(tmp_path, *args))
+        return programs[-1]
+
+    yield start_program
+    for program in programs:
+        if program.process.poll() is None:
+            program.process.kill()
+            program.process.wait(timeout=60)
+
+
+def test_ctrl_c_while_the_cli_imports_torch_is_one_line_and_status_130(start):
+    program = start("summary")
     program.wait_for_import("torch._C")  # building the parser imports torch, before the command's own handler
     status, _, errors = program.interrupt()
     assert status == 130
     assert errors.strip() == "error: interrupted"
 
 
-def test_ctrl_c_while_the_window_starts_up_exits_quietly(tmp_path):
-    program = Program(tmp_path)
+def test_ctrl_c_while_the_window_starts_up_exits_quietly(start):
+    program = start()
     program.wait_for_import("PySide6.QtWidgets")  # then the GUI modules are imported and the window is built
     status, _, errors = program.interrupt()
     assert status == 130
@@ -191,15 +207,16 @@ def test_ctrl_c_while_the_window_starts_up_exits_quietly(tmp_path):
 
 
 @needs_default_weights
-def test_ctrl_c_in_the_running_app_with_damaged_settings_closes_it_and_keeps_the_settings(tmp_path):
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_in_the_running_app_with_damaged_settings_closes_it_and_keeps_the_settings(tmp_path, start, number):
     broken = tutorial_weights_file(tmp_path / "broken.pt", normalization="abc")
     config = tmp_path / "config" / "digit-recognizer" / "digit-recognizer.conf"
     config.parent.mkdir(parents=True)
     config.write_text(f"[draw]\nbrush=abc\n[window]\ngeometry=@ByteArray(xyz)\n[weights]\nlast={broken}\n")
-    program = Program(tmp_path)
+    program = start()
     program.wait_for_import("core.predict")  # the model loader's thread: the event loop is running
-    status, _, errors = program.interrupt()
-    assert status == 130
+    status, _, errors = program.interrupt(number)
+    assert status == 128 + number  # the shell's convention: 130 for Ctrl+C, 143 for SIGTERM
     assert "Traceback" not in errors and "KeyboardInterrupt" not in errors
     saved = QSettings(str(config), QSettings.Format.IniFormat)  # closed as by File > Quit: settings written back
     assert saved.value("draw/brush") == str(DEFAULT_BRUSH)
@@ -207,13 +224,13 @@ def test_ctrl_c_in_the_running_app_with_damaged_settings_closes_it_and_keeps_the
     assert "draw/brush" in logged  # the log says which remembered value was ignored
 
 
-def test_ctrl_c_right_after_a_save_leaves_the_file_and_no_traceback(tmp_path):
+def test_ctrl_c_right_after_a_save_leaves_the_file_and_no_traceback(tmp_path, start):
     import torch
 
     source = tutorial_weights_file(tmp_path / "source.pt")
     for attempt in range(2):  # the signal lands during the command's last line or the interpreter's clean-up
         out = tmp_path / f"exported-{attempt}.pth"
-        program = Program(tmp_path, "export", "--weights", str(source), "--format", "tutorial", "--out", str(out))
+        program = start("export", "--weights", str(source), "--format", "tutorial", "--out", str(out))
         line = program.process.stdout.readline()
         assert line.startswith("wrote")
         status, _, errors = program.interrupt()
