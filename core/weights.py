@@ -248,7 +248,7 @@ def _read(path: Path, map_location) -> object:
         raise WeightsError(f"{path.name} is {info.st_size / 2**20:.0f} MB, too large for weights of this app "
                            f"(at most {MAX_FILE_BYTES // 2**20} MB)")
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - the `with f` below closes it; only open's own failure is caught here
     except OSError as exc:  # no permission
         raise WeightsError(f"{path.name} cannot be read ({exc.strerror})") from exc
     with f:
