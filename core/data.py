@@ -111,6 +111,11 @@ def _new_folders(root: Path) -> list[Path]:
 def locate(root: Path | str | None = None, download: bool = True) -> dict[str, Path]:
     """Find the four files, downloading them through torchvision if missing (online users)."""
     root = Path(root).expanduser() if root else paths.mnist_dir()
+    try:
+        (root / "MNIST" / "raw" / ALL_FILE_NAMES[0]).exists()  # the longest path looked up below
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise DataError(f"the data folder {root} cannot be used: {exc.strerror or exc}; choose another "
+                        "data folder") from exc
     found = find_files(root)
     if found is not None:
         return found

@@ -137,7 +137,10 @@ class ReportCache:
         return (weights_fingerprint(weights), _data_key(data_dir))
 
     def get(self, weights: LoadedWeights, data_dir: str | Path | None) -> TestReport | None:
-        key = self._key(weights, data_dir)
+        try:
+            key = self._key(weights, data_dir)
+        except OSError:  # a data folder the system cannot look up has nothing cached
+            return None
         with self._lock:
             report = self._reports.get(key)
             if report is not None:
@@ -145,7 +148,10 @@ class ReportCache:
             return report
 
     def put(self, weights: LoadedWeights, data_dir: str | Path | None, report: TestReport) -> None:
-        key = self._key(weights, data_dir)
+        try:
+            key = self._key(weights, data_dir)
+        except OSError:  # the folder vanished or cannot be looked up: nothing to key the report by
+            return
         with self._lock:
             self._reports[key] = report
             self._reports.move_to_end(key)

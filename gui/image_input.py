@@ -8,6 +8,8 @@ from PySide6.QtCore import QMimeData, Slot
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog
 
+from gui.remembered_settings import remembered_folder
+
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.pbm);;All files (*)"
 WEIGHTS_SUFFIXES = (".pt", ".pth")
 
@@ -95,7 +97,7 @@ class ImageInputMixin:
 
     @Slot()
     def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", str(self._settings.value("dialogs/images", "")),
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", remembered_folder(self._settings, "dialogs/images"),
                                               IMAGE_FILTER)
         if path:
             self._settings.setValue("dialogs/images", str(Path(path).parent))

@@ -177,3 +177,16 @@ def test_real_mnist_report_matches_the_evaluate_command(real_report, capsys):
     mistakes = real_report.confident_mistakes()
     assert len(mistakes) == min(60, len(real_report.evaluation.misclassified))
     assert sum(len(real_report.cell(t, p)) for t in range(10) for p in range(10)) == 10_000
+
+
+def test_a_data_folder_the_system_cannot_look_up_is_a_data_error_and_a_cache_miss(tmp_path):
+    from core.data import DataError
+    from core.evaluation import ReportCache, evaluate_test_set
+    from core.models import build_model
+    from core.weights import LoadedWeights
+
+    weights = LoadedWeights(build_model("tutorial").eval(), "tutorial", {}, (0.0, 1.0))
+    too_long = tmp_path / ("x" * 300)  # longer than any file name may be
+    assert ReportCache().get(weights, too_long) is None
+    with pytest.raises(DataError, match="cannot be used: File name too long"):
+        evaluate_test_set(weights, too_long, download=False)
