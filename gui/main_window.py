@@ -334,7 +334,6 @@ class MainWindow(ImageInputMixin, QMainWindow):
 
     @Slot()
     def on_loader_finished(self) -> None:
-        self.train_tab.form.populate()  # the core is imported by now, so filling the form is instant
         if gc.get_freeze_count() == 0:
             # Qt, pyqtgraph, torch and the model (~230k objects) live as long as the app: out of the collector's
             # reach, a full collection (it pauses every Python thread, the GUI's too) while training on 2 busy cores

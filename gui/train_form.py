@@ -101,12 +101,10 @@ class TrainForm(QWidget):
         for combo in (self.optimizer, self.device, self.precision, self.training_data):
             combo.currentTextChanged.connect(self.on_field_edited)
         self.augment.toggled.connect(self.on_field_edited)
-        self.populate()
+        self._populate()
 
-    def populate(self) -> None:
-        """Fill the choices from core.settings and apply the quick preset; __init__ does it, later calls do nothing."""
-        if self._base is not None:
-            return
+    def _populate(self) -> None:
+        """Fill the choices from core.settings (torch-free, so before the model loads) and apply the quick preset."""
         self._filling = True
         self.preset.addItems([*PRESETS, CUSTOM])
         for name, description in ARCHITECTURE_DESCRIPTIONS.items():
@@ -119,9 +117,6 @@ class TrainForm(QWidget):
         self._filling = False
         self.set_settings(PRESETS["quick"])
         self.setEnabled(True)
-
-    def is_populated(self) -> bool:
-        return self._base is not None
 
     # ------------------------------------------------------------ settings <-> fields
     def set_settings(self, settings: TrainSettings) -> None:

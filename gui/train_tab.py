@@ -104,7 +104,6 @@ class TrainTab(QWidget):
         from core import paths
         from core.training import TrainingError
 
-        self.form.populate()
         # As many torch threads as the command line uses: cores - 1 trained 1.6x slower on 2 cores, and the window
         # stays fluid anyway (the chart redraws <= 4/s, predictions use one thread; bench/gui_responsiveness.py).
         settings = replace(self.form.settings(), threads=torch.get_num_threads())
@@ -139,7 +138,7 @@ class TrainTab(QWidget):
         self._task.shutdown()
 
     def _set_running(self, running: bool) -> None:
-        self.form.setEnabled(not running and self.form.is_populated())
+        self.form.setEnabled(not running)
         self.train_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
