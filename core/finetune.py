@@ -23,7 +23,8 @@ from core import augment as augmentation
 from core import paths
 from core.data import DataError, MnistData, load_mnist, to_float
 from core.settings import DEVICES, PRECISIONS
-from core.training import autocast_dtype, evaluate, inference_model, normalize, select_device
+from core.training import (autocast_dtype, evaluate, inference_model, normalize, seeded_rng, select_device,
+                           torch_threads)
 from core.weights import save_training_result
 
 if TYPE_CHECKING:
@@ -176,19 +177,11 @@ def finetune(base: LoadedWeights, samples: SampleSet, settings: FinetuneSettings
     started = time.perf_counter()
     timings: dict[str, float] = {}
     notes: list[str] = []
-    threads_before = torch.get_num_threads()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    try:
+    with torch_threads(settings.threads):  # threads and global RNG as the caller had them, afterwards
         device = select_device(settings.device)
-        cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-            if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(settings.seed)  # dropout draws from the global generator; fork_rng restores it after
+        with seeded_rng(settings.seed, device):  # dropout draws from the global generator
             result = _finetune(base, samples, settings, device, data_dir, download, on_progress, should_stop,
                                notes, timings)
-    finally:
-        torch.set_num_threads(threads_before)
     result.seconds = time.perf_counter() - started
     return result
 
