@@ -239,7 +239,7 @@ def preprocess_many(images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[in
     return (torch.stack(kept) if kept else torch.zeros(0, 28, 28, dtype=torch.uint8)), index
 
 
-def synthetic_training_digits(n: int, seed: int = 0, kinds: Sequence[str] = ("strokes", "fonts")
+def pen_and_font_training_digits(n: int, seed: int = 0, kinds: Sequence[str] = ("strokes", "fonts")
                               ) -> tuple[torch.Tensor, torch.Tensor]:
     """n tune-split digits for training, after our preprocessing: images uint8 (n, 28, 28) ink high, labels int64 (n,).
 

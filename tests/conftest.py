@@ -36,7 +36,7 @@ def private_home(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
-def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def square_pattern_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, 28, 28) uint8 images where each digit is a learnable pattern: a bright 6x6 square at a digit-specific place."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 10
@@ -63,7 +63,7 @@ def synthetic_mnist(tmp_path, monkeypatch) -> Path:
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for train, prefix in ((True, "train"), (False, "t10k")):
-        images, labels = synthetic_digits(SYNTHETIC_COUNTS[train], seed=1 if train else 2)
+        images, labels = square_pattern_digits(SYNTHETIC_COUNTS[train], seed=1 if train else 2)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     monkeypatch.setattr(core.data, "EXPECTED_COUNTS", dict(SYNTHETIC_COUNTS))

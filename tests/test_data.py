@@ -7,7 +7,7 @@ import torch
 
 import core.data
 from core.data import DataError, load_mnist, stratified_split
-from tests.conftest import SYNTHETIC_COUNTS, synthetic_digits, write_idx
+from tests.conftest import SYNTHETIC_COUNTS, square_pattern_digits, write_idx
 
 
 def raw(folder):
@@ -67,7 +67,7 @@ def test_download_is_tried_for_online_users(tmp_path, monkeypatch):
         folder = root / "MNIST" / "raw"
         folder.mkdir(parents=True)
         for train, prefix in ((True, "train"), (False, "t10k")):
-            images, labels = synthetic_digits(SYNTHETIC_COUNTS[train], seed=5)
+            images, labels = square_pattern_digits(SYNTHETIC_COUNTS[train], seed=5)
             write_idx(folder / f"{prefix}-images-idx3-ubyte", images)
             write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels)
 

@@ -13,7 +13,7 @@ from core.evaluation import ReportCache, evaluate_test_set, weights_fingerprint
 from core.models import ARCHITECTURES, build_model
 from core.training import evaluate, normalize, preset, train
 from core.weights import LoadedWeights, load_default_weights, load_weights, save_weights
-from tests.conftest import REAL_MNIST, SYNTHETIC_COUNTS, requires_real_mnist, synthetic_digits
+from tests.conftest import REAL_MNIST, SYNTHETIC_COUNTS, requires_real_mnist, square_pattern_digits
 
 N_TEST = SYNTHETIC_COUNTS[False]
 
@@ -21,8 +21,8 @@ N_TEST = SYNTHETIC_COUNTS[False]
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """The tutorial's net after one epoch on the synthetic digits, saved and loaded like any user's file."""
-    train_images, train_labels = (torch.from_numpy(a) for a in synthetic_digits(SYNTHETIC_COUNTS[True], seed=1))
-    test_images, test_labels = (torch.from_numpy(a) for a in synthetic_digits(N_TEST, seed=2))
+    train_images, train_labels = (torch.from_numpy(a) for a in square_pattern_digits(SYNTHETIC_COUNTS[True], seed=1))
+    test_images, test_labels = (torch.from_numpy(a) for a in square_pattern_digits(N_TEST, seed=2))
     empty = torch.zeros(0, dtype=torch.long)
     data = MnistData(train_images, train_labels.long(), train_images[:0], empty, test_images, test_labels.long(),
                      folder=Path("synthetic"))
@@ -49,7 +49,7 @@ def test_report_matches_the_evaluate_command_and_training(weights_file, syntheti
     report = evaluate_test_set(weights, synthetic_mnist)
     assert_same_numbers(report, cli_json(capsys, "evaluate", "--weights", weights_file, "--data", synthetic_mnist,
                                          "--json"))
-    images, labels = synthetic_digits(N_TEST, seed=2)
+    images, labels = square_pattern_digits(N_TEST, seed=2)
     direct = evaluate(weights.model, torch.from_numpy(images), torch.from_numpy(labels).long(), weights.normalization)
     assert report.evaluation == direct
 
@@ -57,7 +57,7 @@ def test_report_matches_the_evaluate_command_and_training(weights_file, syntheti
 def test_report_holds_every_images_result(weights_file, synthetic_mnist):
     weights = load_weights(weights_file)
     report = evaluate_test_set(weights, synthetic_mnist)
-    images, labels = synthetic_digits(N_TEST, seed=2)
+    images, labels = square_pattern_digits(N_TEST, seed=2)
     assert report.images.shape == (N_TEST, 28, 28) and report.images.dtype == np.uint8
     assert np.array_equal(report.images, images) and np.array_equal(report.labels, labels)
     assert report.labels.dtype == report.predictions.dtype == np.int64
@@ -111,7 +111,7 @@ def test_every_architecture_and_the_model_is_left_as_found(arch, synthetic_mnist
     assert all(m.training for m in model.modules()) and torch.get_num_threads() == threads
     assert not any(m._forward_hooks for m in model.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    images, labels = synthetic_digits(N_TEST, seed=2)
+    images, labels = square_pattern_digits(N_TEST, seed=2)
     direct = evaluate(model, torch.from_numpy(images), torch.from_numpy(labels).long(), weights.normalization,
                       batch_size=64)
     assert report.evaluation == direct

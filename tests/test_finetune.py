@@ -18,7 +18,7 @@ from core.finetune import (
 from core.samples import SampleSet
 from core.training import evaluate, preset, train
 from core.weights import LoadedWeights, load_weights
-from tests.conftest import synthetic_digits
+from tests.conftest import square_pattern_digits
 
 # The tiny tutorial net learns fast; the synthetic patterns say the digit by position, which augmentation's shifts blur.
 FAST = FinetuneSettings(steps=60, lr=3e-3, batch_size=64, augment_strength=0.0, threads=1)
@@ -42,8 +42,8 @@ def sample_set(n_per_digit: int, seed: int, normalization=(0.0, 1.0)) -> SampleS
 
 
 def synthetic_data() -> MnistData:
-    train_x, train_y = synthetic_digits(600, seed=1)
-    test_x, test_y = synthetic_digits(200, seed=2)
+    train_x, train_y = square_pattern_digits(600, seed=1)
+    test_x, test_y = square_pattern_digits(200, seed=2)
     t = torch.from_numpy
     return MnistData(t(train_x), t(train_y).long(), t(train_x[:0]), t(train_y[:0]).long(), t(test_x), t(test_y).long(),
                      folder=paths.mnist_dir())

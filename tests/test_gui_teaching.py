@@ -231,9 +231,9 @@ def test_import_names_unreadable_files_and_export_writes_the_same_layout(qtbot, 
 def add_synthetic_writer(per_digit: int) -> None:
     """Samples of a made-up writer: the synthetic MNIST patterns, saved through the store as the app saves them."""
     from core.samples import SampleStore
-    from tests.conftest import synthetic_digits
+    from tests.conftest import square_pattern_digits
 
-    images, labels = synthetic_digits(per_digit * 10, seed=5)
+    images, labels = square_pattern_digits(per_digit * 10, seed=5)
     store = SampleStore()
     for image, label in zip(images, labels):
         store.add(np.kron(image, np.ones((4, 4), np.uint8)), int(label))  # (112, 112): drawn bigger than 28x28

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.ood_sets import (FONTS, HELDOUT_PEN, TUNE_PEN, font_digits, find_fonts, optdigits, stroke_digits,
-                            synthetic_training_digits)
+                            pen_and_font_training_digits)
 from core.pen_digits import VARIANTS
 from core import paths
 
@@ -47,11 +47,11 @@ def test_stroke_digits_vary_polarity_size_and_canvas_with_balanced_labels():
 
 
 def test_training_digits_are_preprocessed_balanced_and_never_held_out():
-    images, labels = synthetic_training_digits(40, seed=1, kinds=("strokes",))
+    images, labels = pen_and_font_training_digits(40, seed=1, kinds=("strokes",))
     assert images.shape == (40, 28, 28) and str(images.dtype) == "torch.uint8"
     assert Counter(labels.tolist()) == {d: 4 for d in range(10)}
     assert int(images.flatten(1).amax(1).min()) > 128        # every one has ink after preprocessing
-    again, _ = synthetic_training_digits(40, seed=1, kinds=("strokes",))
+    again, _ = pen_and_font_training_digits(40, seed=1, kinds=("strokes",))
     assert bool((images == again).all())
     assert not any(v.heldout for v in TUNE_VARIANTS)
     held = {f"{v.digit}:{v.name}" for v in VARIANTS if v.heldout}
@@ -70,7 +70,7 @@ def test_font_split_is_disjoint_and_font_digits_render():
     b = font_digits("f", fonts, 20, "tune", seed=0)
     assert all(np.array_equal(x, y) for x, y in zip(a.images, b.images))
     assert Counter(a.labels) == {d: 2 for d in range(10)}
-    images, labels = synthetic_training_digits(20, seed=0)                  # ten strokes, then ten font digits
+    images, labels = pen_and_font_training_digits(20, seed=0)                  # ten strokes, then ten font digits
     assert images.shape == (20, 28, 28) and int(images.flatten(1).amax(1).min()) > 128
     assert Counter(labels.tolist()) == {d: 2 for d in range(10)}
 

@@ -16,7 +16,7 @@ from core.predict import Predictor
 from core.samples import SampleSet
 from core.training import TrainingError, evaluate, train
 from core.weights import LoadedWeights
-from tests.conftest import synthetic_digits
+from tests.conftest import square_pattern_digits
 
 CALLER_SEED = 20240611  # a seed no library call uses: the caller's own
 CALLER_THREADS = 1      # the calls below ask for 2, so a leaked count shows
@@ -81,7 +81,7 @@ def test_same_seed_same_weights_whatever_the_callers_rng(tiny_settings, caller_s
 
 def test_evaluate_leaves_the_model_in_its_mode_and_the_rng_alone(caller_state):
     weights = tutorial_weights()
-    images, labels = (torch.from_numpy(a) for a in synthetic_digits(50, seed=3))
+    images, labels = (torch.from_numpy(a) for a in square_pattern_digits(50, seed=3))
     for training in (True, False):
         weights.model.train(training)
         before = process_state()
@@ -109,7 +109,7 @@ def test_explain_leaves_the_process_alone(caller_state):
 
 
 def test_finetune_leaves_the_process_alone(caller_state):
-    images, labels = synthetic_digits(40, seed=4)
+    images, labels = square_pattern_digits(40, seed=4)
     samples = SampleSet(images, labels.astype(np.int64),
                         [paths.samples_dir() / str(d) / f"{i}.png" for i, d in enumerate(labels)], [], (0.0, 1.0))
     before = process_state()

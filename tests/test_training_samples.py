@@ -12,7 +12,7 @@ from core.preprocess import preprocess
 from core.samples import SampleStore
 from core.settings import TrainingError
 from core.training import train
-from tests.conftest import synthetic_digits
+from tests.conftest import square_pattern_digits
 
 SHARE = 0.1
 
@@ -22,7 +22,7 @@ def writer(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     (The synthetic digits differ only in where their square sits, and preprocessing centres every drawing, so a
     drawn one becomes a centred block: something the synthetic MNIST never shows.)"""
-    images, _ = synthetic_digits(n, seed)  # their faint noise as the paper
+    images, _ = square_pattern_digits(n, seed)  # their faint noise as the paper
     images = np.kron(images, np.ones((4, 4), np.uint8))
     rng = np.random.default_rng(seed)
     for image in images:
