@@ -75,7 +75,8 @@ class MapGrid(QWidget):
     def _columns(self) -> int:
         return max(1, math.ceil(len(self._images) / self._rows))
 
-    def _cell(self, index: int) -> QRect:
+    def tile_rect(self, index: int) -> QRect:
+        """Where tile `index` is drawn (widget coordinates)."""
         # column-major: channel 0, 1, 2... run down the first column, like reading a layer top to bottom
         col, row = divmod(index, self._rows)
         x = col * (self._tile.width() + GAP)
@@ -92,7 +93,7 @@ class MapGrid(QWidget):
 
     def index_at(self, point: QPoint) -> int | None:
         for i in range(len(self._images)):
-            if self._cell(i).adjusted(0, -self._label_h, 0, 0).contains(point):
+            if self.tile_rect(i).adjusted(0, -self._label_h, 0, 0).contains(point):
                 return i
         return None
 
@@ -101,7 +102,7 @@ class MapGrid(QWidget):
         painter.setFont(self._label_font)
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
         for i, image in enumerate(self._images):
-            cell = self._cell(i)
+            cell = self.tile_rect(i)
             painter.drawImage(cell, image)  # no smoothing: each activation stays a crisp square
             painter.drawText(QRect(cell.x(), cell.y() - self._label_h, cell.width(), self._label_h),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, str(i))
@@ -111,7 +112,7 @@ class MapGrid(QWidget):
         if index is None:
             QToolTip.hideText()
         else:
-            QToolTip.showText(event.globalPosition().toPoint(), self._tips[index], self, self._cell(index))
+            QToolTip.showText(event.globalPosition().toPoint(), self._tips[index], self, self.tile_rect(index))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         index = self.index_at(event.position().toPoint())

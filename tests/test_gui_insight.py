@@ -105,7 +105,7 @@ def test_hovering_a_map_names_it_and_clicking_enlarges_it(qtbot, insight):
     grid = insight.insight_tab.pipeline.grids()[0]
     tip = grid.tooltip_at(3)
     assert "channel 3" in tip and "values" in tip and "×" in tip
-    cell = grid._cell(3)
+    cell = grid.tile_rect(3)
     QTest.mouseClick(grid, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      QPoint(cell.center().x(), cell.center().y()))
     zoom = insight.insight_tab.zoom
