@@ -41,6 +41,17 @@ def whole_number(low: int, high: int):
     return parse
 
 
+def share(text: str) -> float:
+    """An argparse type: a share as a fraction ("0.1") or a percentage ("10%"), the unit the window shows."""
+    stripped = text.strip()
+    percent = stripped.endswith("%")
+    try:
+        value = float(stripped[:-1] if percent else stripped)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r:.40} is not a share; write 0.1 or 10%") from None
+    return value / 100 if percent else value
+
+
 def _load_weights_or_default(path: str | None):
     from core.weights import WeightsError, load_default_weights, load_weights
 
@@ -211,19 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a CNN on MNIST and save its weights")
     t.add_argument("--preset", choices=list(PRESETS), default="quick", help="starting settings (default: quick)")
     t.add_argument("--arch", choices=list(ARCHITECTURES), help="architecture (default: the preset's)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float, help="(peak) learning rate")
-    t.add_argument("--optimizer", choices=list(OPTIMIZERS))
+    t.add_argument("--epochs", type=int, help="full passes over the training images; more take longer and usually "
+                   "learn more (default: the preset's)")
+    t.add_argument("--batch-size", type=int, help="images per optimizer step; larger is faster per image but takes "
+                   "fewer steps per epoch (default: the preset's)")
+    t.add_argument("--lr", type=float, help="(peak) learning rate: the size of each step; larger learns faster "
+                   "until training becomes unstable (default: the preset's)")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                   help="how the weights are updated from the gradients; sgd uses Nesterov momentum 0.9 "
+                        "(default: the preset's)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random affine / thickness / blur augmentation")
-    t.add_argument("--val-share", type=float, metavar="SHARE",
+    t.add_argument("--val-share", type=share, metavar="SHARE",
                    help="share of the 60k training images held out for validation, same share of every digit: "
-                        "0 to below 1, e.g. 0.1 = 10%% (the settings' val_fraction; default: the preset's)")
-    t.add_argument("--seed", type=whole_number(0, MAX_SEED))
+                        "a share (0.1) or a percentage as the window shows it (10%%), from 0 up to, not including, 1 "
+                        "(100%%) (the settings' val_fraction; default: the preset's)")
+    t.add_argument("--seed", type=whole_number(0, MAX_SEED),
+                   help="same seed and settings give the same run, number for number (default: 0)")
     t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
     t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
-    t.add_argument("--device", choices=list(DEVICES))
+    t.add_argument("--device", choices=list(DEVICES),
+                   help="where training runs; auto = a GPU when there is one, else the CPU (default: auto)")
     t.add_argument("--precision", choices=list(PRECISIONS),
                    help="fp32, bf16 autocast, or auto = bf16 where the hardware has it (default: the preset's)")
     t.add_argument("--threads", type=whole_number(1, MAX_THREADS), help="torch intra-op threads (default: torch's choice)")
@@ -232,26 +251,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="recognize the digit in image files")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...): one digit each, "
+                   "any size, dark on light or light on dark")
     p.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="accuracy, per-digit accuracy and confusion matrix on the MNIST test set")
     e.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
-    e.add_argument("--data", metavar="DIR", help="MNIST folder")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
+    e.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="write weights in another format")
-    x.add_argument("--weights", metavar="PATH", required=True)
+    x.add_argument("--weights", metavar="PATH", required=True, help="the weights file to export")
     x.add_argument("--format", choices=["tutorial"], required=True,
                    help="tutorial: a bare state_dict for the tutorial's own inference script")
-    x.add_argument("--out", metavar="PATH", required=True)
+    x.add_argument("--out", metavar="PATH", required=True, help="the file to write")
     x.set_defaults(func=cmd_export)
 
     s = sub.add_parser("summary", help="every layer's output shape and parameter count")
-    s.add_argument("--arch", choices=list(ARCHITECTURES), default="digitnet")
+    s.add_argument("--arch", choices=list(ARCHITECTURES), default="digitnet",
+                   help="the architecture to summarize, freshly built (default: digitnet)")
     s.add_argument("--weights", metavar="PATH", help="summarize the model in this weights file instead")
     s.set_defaults(func=cmd_summary)
     add_explain_parser(sub)   # core/cli_explain.py
