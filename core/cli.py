@@ -182,16 +182,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- export, summary
 def cmd_export(args: argparse.Namespace) -> int:
+    from core.export import FORMATS, ExportError, export_onnx, export_safetensors
     from core.weights import WeightsError, export_tutorial
 
     weights = _load_weights_or_default(args.weights)
+    write = {"tutorial": export_tutorial, "onnx": export_onnx, "safetensors": export_safetensors}[args.format]
     try:
-        out = export_tutorial(weights, args.out)
+        out = write(weights, args.out)
     except WeightsError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except ExportError as exc:
+        return _fail(str(exc), EXIT_FAILED)
     except OSError as exc:
         return _fail(f"could not write {args.out}: {exc.strerror or exc}", EXIT_FAILED)
-    print(f"wrote {out}: a bare state_dict that the tutorial's inference script loads unchanged")
+    print(f"wrote {out}: {FORMATS[args.format]}")
     return EXIT_OK
 
 
@@ -265,8 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write weights in another format")
     x.add_argument("--weights", metavar="PATH", required=True, help="the weights file to export")
-    x.add_argument("--format", choices=["tutorial"], required=True,
-                   help="tutorial: a bare state_dict for the tutorial's own inference script")
+    x.add_argument("--format", choices=["tutorial", "onnx", "safetensors"], required=True,
+                   help="tutorial: a bare state_dict for the tutorial's own inference script (tutorial architecture "
+                        "only); onnx: for onnxruntime and other runtimes, input (N, 1, 28, 28) preprocessed and "
+                        "normalized, output logits (needs: pip install onnx onnxscript); safetensors: the weights "
+                        "with their metadata, loadable like a .pt file")
     x.add_argument("--out", metavar="PATH", required=True, help="the file to write")
     x.set_defaults(func=cmd_export)
 

@@ -1,7 +1,9 @@
-"""The one place that reads and writes weights files: checked atomic saves, safe checked loads, tutorial export."""
+"""The one place that reads and writes weights files: checked atomic saves, safe checked loads (.pt, .pth and
+.safetensors), tutorial export."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import pickle
@@ -34,6 +36,8 @@ MAX_METADATA_VALUES = 10_000      # numbers, texts, lists and dicts in settings,
 MAX_METADATA_TEXT = 10_000        # characters in any one text
 MAX_METADATA_DEPTH = 8            # nesting of lists and dicts
 ZIP_MAGIC = b"PK\x03\x04"         # torch.save's container
+# A .safetensors file's metadata: these fields of a weights file, each as JSON text (safetensors holds only texts).
+SAFETENSORS_FIELDS = ("format", "version", "arch", "arch_args", "normalization", "settings", "metrics", "created")
 
 
 class WeightsError(Exception):
@@ -252,8 +256,11 @@ def _read(path: Path, map_location) -> object:
     except OSError as exc:  # no permission
         raise WeightsError(f"{path.name} cannot be read ({exc.strerror})") from exc
     with f:
-        head = f.read(4)
+        head = f.read(9)
         f.seek(0)
+        if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= info.st_size:
+            return _read_safetensors(f.read(), path.name, map_location)  # an 8-byte header length, then its JSON
+        head = head[:4]
         if head == ZIP_MAGIC:
             _check_archive(f, path.name)
             f.seek(0)
@@ -267,6 +274,39 @@ def _read(path: Path, map_location) -> object:
             if head == ZIP_MAGIC:
                 raise WeightsError(f"{path.name} is truncated or damaged; save or download it again") from exc
             raise WeightsError(f"{path.name} is not a PyTorch weights file ({type(exc).__name__})") from exc
+
+
+def _read_safetensors(data: bytes, name: str, map_location) -> dict:
+    """A .safetensors file as the dict a .pt file holds: this app's metadata fields (if its format field says so) and
+    the tensors as state_dict, else the bare tensors; load_weights then checks it exactly like a .pt file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)  # tensors only, never code
+        metadata = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, RecursionError, AttributeError) as exc:
+        raise WeightsError(f"{name} is a damaged safetensors file; save or download it again") from exc
+    except MemoryError as exc:
+        raise WeightsError(f"{name} needs more memory than there is; it is not weights of this app") from exc
+    tensors = {key: value.to(map_location) for key, value in tensors.items()}
+    if not isinstance(metadata, dict) or not _is_json_of(metadata.get("format"), FORMAT_TAG):
+        return tensors  # a bare state_dict (the tutorial's, or one load_weights names as unknown)
+    obj: dict = {"state_dict": tensors}
+    for key in SAFETENSORS_FIELDS:
+        if key in metadata:
+            try:
+                obj[key] = json.loads(metadata[key])
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise WeightsError(f"{name}: its metadata field {key!r} is not JSON text") from exc
+    return obj
+
+
+def _is_json_of(text: object, expected: object) -> bool:
+    try:
+        return isinstance(text, str) and json.loads(text) == expected
+    except (ValueError, RecursionError):
+        return False
 
 
 def _check_archive(f, name: str) -> None:
