@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
 from pathlib import Path
 
+from core import jsonout
 from core.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, _load_weights_or_default, _percent
 
 DEFAULT_METHOD = "integrated_gradients"
@@ -95,7 +95,7 @@ def _write_all(out: Path, pictures: dict[str, object], report: dict) -> None:
 def _write_temp_json(report: dict, path: Path) -> Path:
     from core.insight_render import write_temp
 
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    text = jsonout.dumps(report, indent=2) + "\n"
     return write_temp(path, lambda f: f.write(text.encode()))
 
 

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from core import paths
+from core import jsonout, paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -82,9 +81,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"{'error' if status and note.startswith('could not save') else 'note'}: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"weights": str(written), "base": base.name, "samples": result.samples,
-                          "held_out": _rounded(result.held_out), "mnist_test": _rounded(result.mnist_test),
-                          "seconds": round(result.seconds, 2)}))
+        print(jsonout.dumps({"weights": str(written), "base": base.name, "samples": result.samples,
+                            "held_out": _rounded(result.held_out), "mnist_test": _rounded(result.mnist_test),
+                            "seconds": round(result.seconds, 2)}))
         return status
     held = result.held_out
     print(f"fine-tuned {base.name} ({base.arch}) on {result.trained_on} of your {result.samples} samples "

@@ -1,0 +1,70 @@
+"""Honest numbers: rounded, valid JSON from every `--json` output; samples/s and ETA from the wall clock."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from core import jsonout
+from tests.test_cli import run_cli
+from tests.test_preprocess import SEVEN, draw
+
+
+def decimals_by_key(text: str) -> dict[str, int]:
+    """The most decimal places any float under each key has, read from the JSON text itself (not re-printed)."""
+    most: dict[str, int] = {}
+
+    def walk(value, key):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str) and key is not None and value[:1] in "-0123456789" and value[:1]:
+            places = len(value.split(".")[1]) if "." in value and "e" not in value.lower() else 99
+            most[key] = max(most.get(key, 0), places)
+
+    walk(json.loads(text, parse_float=str), None)  # floats stay as written
+    return most
+
+
+def test_rounded_rounds_by_what_the_number_measures():
+    report = {"test_accuracy": 0.9745000004768372, "probabilities": [0.12345678901, 0.87654321099],
+              "train_seconds": 12.3456789, "held_out": {"before": 1 / 3, "n": 7}, "name": "x", "flag": True}
+    assert jsonout.rounded(report) == {"test_accuracy": 0.9745, "probabilities": [0.123457, 0.876543],
+                                       "train_seconds": 12.35, "held_out": {"before": 0.3333, "n": 7}, "name": "x",
+                                       "flag": True}
+    assert json.loads(jsonout.dumps(report))["test_accuracy"] == 0.9745
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_nan_is_refused_rather_than_written_as_invalid_json(bad):
+    with pytest.raises(ValueError):
+        jsonout.dumps({"val_accuracy": bad})
+
+
+def test_train_predict_and_evaluate_json_are_rounded(synthetic_mnist, tmp_path, capsys):
+    weights = tmp_path / "tiny.pt"
+    code, out, _ = run_cli(capsys, "train", "--preset", "quick", "--arch", "tutorial", "--epochs", "1",
+                           "--batch-size", "20", "--data", synthetic_mnist, "--out", weights, "--json", "--quiet")
+    assert code == 0
+    places = decimals_by_key(out)
+    assert places["test_accuracy"] <= 4 and places["train_seconds"] <= 2 and places.get("val_accuracy", 0) <= 4
+
+    draw(SEVEN).save(tmp_path / "seven.png")
+    code, out, _ = run_cli(capsys, "predict", tmp_path / "seven.png", "--weights", weights, "--json")
+    assert code == 0 and 1 <= decimals_by_key(out)["probabilities"] <= 6
+    assert abs(sum(json.loads(out)["probabilities"]) - 1) < 1e-4  # rounding kept them probabilities
+
+    code, out, _ = run_cli(capsys, "evaluate", "--weights", weights, "--data", synthetic_mnist, "--json")
+    places = decimals_by_key(out)
+    assert code == 0 and places["test_accuracy"] <= 4 and places["per_class_accuracy"] <= 4
+
+
+def test_explain_json_is_rounded(tmp_path, capsys):
+    draw(SEVEN).save(tmp_path / "seven.png")
+    code, _, _ = run_cli(capsys, "explain", tmp_path / "seven.png", "--out", tmp_path / "o", "--method", "gradcam")
+    text = (tmp_path / "o" / "explain.json").read_text()
+    assert code == 0 and 1 <= decimals_by_key(text)["probabilities"] <= 6
