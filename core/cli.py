@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from core import paths
+from core import jsonout, paths
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -125,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                "val_accuracy": result.val_accuracy, "test_accuracy": result.test.accuracy,
                "train_seconds": round(result.seconds, 2)}
     if args.json:
-        print(json.dumps(summary))
+        print(jsonout.dumps(summary))
     else:
         print(f"test accuracy {_percent(result.test.accuracy)} (val {_percent(result.val_accuracy)}) "
               f"after {len(result.epochs)} epoch(s) in {result.seconds:.1f} s; weights saved to {out}")
@@ -147,7 +146,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except ImageError as exc:
             record["error"], any_failed = str(exc), True
         if args.json:
-            print(json.dumps(record), flush=True)
+            print(jsonout.dumps(record), flush=True)
         elif record["error"]:
             print(f"{path}: error: {record['error']}", flush=True)
         elif record["digit"] is None:
@@ -168,8 +167,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except DataError as exc:
         return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
     if args.json:
-        print(json.dumps({"weights": str(weights.path), "test_accuracy": ev.accuracy,
-                          "per_class_accuracy": ev.per_class_accuracy, "confusion": ev.confusion, "n": ev.n}))
+        print(jsonout.dumps({"weights": str(weights.path), "test_accuracy": ev.accuracy,
+                            "per_class_accuracy": ev.per_class_accuracy, "confusion": ev.confusion, "n": ev.n}))
         return EXIT_OK
     print(f"{weights.name} ({weights.arch}): test accuracy {_percent(ev.accuracy)} on {ev.n:,} MNIST test images")
     print("per digit: " + "  ".join(f"{d}:{100 * a:.1f}" for d, a in enumerate(ev.per_class_accuracy)))
