@@ -72,8 +72,8 @@ def export_onnx(weights: LoadedWeights, out: Path | str) -> Path:
 
 
 def export_safetensors(weights: LoadedWeights, out: Path | str) -> Path:
-    """Write the state_dict as safetensors, the weights file's metadata as JSON text per field; core.weights.load_weights
-    reads it back with the same checks as a .pt file. WeightsError for a refused target."""
+    """Write the state_dict as safetensors, the weights file's metadata as JSON text per field;
+    core.weights.load_weights reads it back with the same checks as a .pt file. WeightsError for a refused target."""
     from safetensors.torch import save
 
     target = _export_target(weights, out)

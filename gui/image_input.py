@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from gui.remembered_settings import remembered_folder
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.pbm);;All files (*)"
-WEIGHTS_SUFFIXES = (".pt", ".pth")
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
 class ImageInputMixin:

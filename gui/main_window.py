@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from core.weights import LoadedWeights
 
 APP_TITLE = "Digit Recognizer"
-WEIGHTS_FILTER = "Weights (*.pt *.pth);;All files (*)"
+WEIGHTS_FILTER = "Weights (*.pt *.pth *.safetensors);;All files (*)"
+# File > Export: format -> (file dialog title, default suffix, file filter); the writing is core.export's
+EXPORT_DIALOGS = {
+    "tutorial": ("Export for the tutorial script", ".pth", "PyTorch state_dict (*.pth);;All files (*)"),
+    "onnx": ("Export as ONNX", ".onnx", "ONNX model (*.onnx);;All files (*)"),
+    "safetensors": ("Export as safetensors", ".safetensors", "safetensors (*.safetensors);;All files (*)"),
+}
 
 
 def describe(weights: LoadedWeights) -> str:
@@ -114,9 +120,17 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self.save_action = self._action(file, "&Save weights as…", self.save_weights_dialog,
                                         [QKeySequence.StandardKey.SaveAs, "Ctrl+S"],
                                         "Save the weights in use to a file")
-        self.export_action = self._action(file, "&Export for the tutorial script…", self.export_tutorial_dialog,
+        export = file.addMenu("&Export")
+        self.export_action = self._action(export, "For the &tutorial script…", self.export_tutorial_dialog,
                                           ["Ctrl+E"], "Write a bare state_dict the tutorial's script loads (tutorial "
                                                       "architecture only)")
+        self.export_onnx_action = self._action(export, "&ONNX…", lambda: self.export_dialog("onnx"), [],
+                                               "A model for onnxruntime and other runtimes: input (N, 1, 28, 28) "
+                                               "preprocessed and normalized, output logits")
+        self.export_safetensors_action = self._action(export, "&safetensors…",
+                                                      lambda: self.export_dialog("safetensors"), [],
+                                                      "The weights and their metadata as .safetensors (loads like a "
+                                                      ".pt file)")
         file.addSeparator()
         self._action(file, "&Quit", self.close, [QKeySequence.StandardKey.Quit, "Ctrl+Q"])
         edit = bar.addMenu("&Edit")
@@ -133,7 +147,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
                          [f"Ctrl+{number}"])
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About", self._show_about)
-        for action in (self.save_action, self.export_action):
+        for action in (self.save_action, self.export_action, self.export_onnx_action, self.export_safetensors_action):
             action.setEnabled(False)  # until a model is loaded
 
     @Slot()
@@ -187,7 +201,9 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self.weights_label.setText(describe(weights))
         self.weights_label.setToolTip(str(weights.path or ""))
         self.save_action.setEnabled(True)
-        self.export_action.setEnabled(True)
+        self.export_action.setEnabled(weights.arch == "tutorial")  # the tutorial's script builds only its own net
+        self.export_onnx_action.setEnabled(True)
+        self.export_safetensors_action.setEnabled(True)
         from core import paths
 
         is_default = weights.path is not None and Path(weights.path).resolve() == paths.DEFAULT_WEIGHTS.resolve()
@@ -249,22 +265,32 @@ class MainWindow(ImageInputMixin, QMainWindow):
 
     def export_tutorial_file(self, path: str | Path) -> bool:
         """Write a bare state_dict for the tutorial's own inference script (tutorial architecture only)."""
+        return self.export_file(path, "tutorial")
+
+    def export_file(self, path: str | Path, fmt: str) -> bool:
+        """Write the weights in use as `fmt` (tutorial, onnx or safetensors: see core.export); a failure shows why."""
+        from core.export import ExportError, export_onnx, export_safetensors
         from core.weights import WeightsError, export_tutorial
 
         weights = self.current_weights()
         if weights is None:
             return False
+        write = {"tutorial": export_tutorial, "onnx": export_onnx, "safetensors": export_safetensors}[fmt]
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # ONNX export takes a few seconds
         try:
-            export_tutorial(weights, path)
-        except WeightsError as exc:
+            write(weights, path)
+        except (WeightsError, ExportError) as exc:
             hint = (" Train with the \"tutorial\" preset to get weights its script can load."
-                    if weights.arch != "tutorial" else "")
+                    if fmt == "tutorial" and weights.arch != "tutorial" else "")
             self.show_message(f"Could not export: {exc}.{hint}")
             return False
         except OSError as exc:
             self.show_message(f"Could not write {path}: {exc.strerror or exc}")
             return False
-        self.statusBar().showMessage(f"Exported {Path(path).name} for the tutorial's script", 5000)
+        finally:
+            QApplication.restoreOverrideCursor()
+        done = "for the tutorial's script" if fmt == "tutorial" else f"as {fmt}"
+        self.statusBar().showMessage(f"Exported {Path(path).name} {done}", 5000)
         return True
 
     # ------------------------------------------------------------ dialogs (thin: they call the slots above)
@@ -288,10 +314,15 @@ class MainWindow(ImageInputMixin, QMainWindow):
 
     @Slot()
     def export_tutorial_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export for the tutorial script", "cnn_mnist.pth",
-                                              "PyTorch state_dict (*.pth);;All files (*)")
+        self.export_dialog("tutorial")
+
+    def export_dialog(self, fmt: str) -> None:
+        title, suffix, file_filter = EXPORT_DIALOGS[fmt]
+        weights = self.current_weights()
+        stem = "cnn_mnist" if fmt == "tutorial" or weights is None or weights.path is None else Path(weights.name).stem
+        path, _ = QFileDialog.getSaveFileName(self, title, stem + suffix, file_filter)
         if path:
-            self.export_tutorial_file(path)
+            self.export_file(path, fmt)
 
     # ------------------------------------------------------------ messages
     def show_message(self, text: str, title: str = APP_TITLE,

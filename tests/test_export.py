@@ -1,4 +1,4 @@
-"""Sharing a model: ONNX checked against PyTorch with onnxruntime, safetensors round trips and hostile files, the CLI."""
+"""Sharing a model: ONNX checked against PyTorch with onnxruntime, safetensors round trips and hostile files."""
 import json
 import sys
 

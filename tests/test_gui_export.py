@@ -1,0 +1,80 @@
+"""File > Export in the window: which formats apply, the files they write, and .safetensors by dialog and drop."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QUrl  # noqa: E402
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
+
+from core.models import build_model  # noqa: E402
+from core.weights import load_weights, save_weights  # noqa: E402
+from tests.gui_support import open_window, private_qsettings, settings  # noqa: E402, F401 (fixtures by name)
+from tests.test_gui_inputs_hostile import drop  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot, settings, tmp_path):  # noqa: F811 (settings is the fixture imported above)
+    weights = save_weights(tmp_path / "in-use.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
+                           {"preset": "test"}, {"test_accuracy": 0.5})
+    return open_window(qtbot, settings, weights)
+
+
+def export_menu(window):
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    return next(a.menu() for a in file_menu.actions() if a.menu() is not None and a.text() == "&Export")
+
+
+def enabled_exports(window) -> dict[str, bool]:
+    return {a.text().replace("&", ""): a.isEnabled() for a in export_menu(window).actions()}
+
+
+def test_export_submenu_offers_each_format_where_it_applies(window, tmp_path):
+    assert enabled_exports(window) == {"For the tutorial script…": True, "ONNX…": True, "safetensors…": True}
+    fastnet = save_weights(tmp_path / "fast.pt", build_model("fastnet", width=4), "fastnet", {"width": 4},
+                           (0.1307, 0.3081))
+    assert window.load_weights_file(fastnet)
+    assert enabled_exports(window) == {"For the tutorial script…": False, "ONNX…": True, "safetensors…": True}
+
+
+def test_safetensors_export_loads_back_by_dialog_and_by_drop(window, tmp_path, monkeypatch):
+    out = tmp_path / "shared.safetensors"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (str(out), ""))
+    window.export_safetensors_action.trigger()
+    assert load_weights(out).metrics == {"test_accuracy": 0.5}
+    assert "Exported shared.safetensors" in window.statusBar().currentMessage()
+
+    filters = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a: (filters.append(a[3]) or str(out), ""))
+    assert window.load_weights_file(tmp_path / "in-use.pt")
+    window.load_action.trigger()
+    assert "*.safetensors" in filters[0] and window.current_weights().name == "shared.safetensors"
+
+    assert window.load_weights_file(tmp_path / "in-use.pt")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(out))])
+    drop(window, mime)  # a dropped .safetensors is weights, not an image
+    assert window.current_weights().name == "shared.safetensors" and window.current_weights().arch == "tutorial"
+
+
+def test_onnx_export_runs_in_onnxruntime(window, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    assert window.export_file(tmp_path / "model.onnx", "onnx")
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    (logits,) = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"image": x})
+    expected = window.current_weights().model(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_without_its_packages_says_what_to_install(window, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    assert not window.export_file(tmp_path / "model.onnx", "onnx")
+    assert "pip install" in window.last_message() and "onnxscript" in window.last_message()
+    assert not (tmp_path / "model.onnx").exists()
+    assert window.current_weights().name == "in-use.pt"  # the model in use stays
