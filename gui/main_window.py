@@ -56,6 +56,7 @@ class MainWindow(ImageInputMixin, QMainWindow):
         self._previous: LoadedWeights | None = None  # the model in use before training replaced it
         self._messages: list[str] = []
         self._message_box: QMessageBox | None = None
+        self._help_window: QWidget | None = None
         self._loader = BackgroundTask("loading the model", parent=self)
         self._closed = False
         self.setWindowTitle(APP_TITLE)
@@ -146,7 +147,12 @@ class MainWindow(ImageInputMixin, QMainWindow):
             self._action(view, f"{name} tab", lambda _=False, tab=tab: self.tabs.setCurrentWidget(tab),
                          [f"Ctrl+{number}"])
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&About", self._show_about)
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, ["F1"],
+                     "Every keyboard shortcut of the menus")
+        self._action(help_menu, "&Where are my files?", self._show_files, [],
+                     "The folders of your weights, samples, MNIST data and log, to copy or open")
+        help_menu.addSeparator()
+        self._action(help_menu, "&About", self._show_about, [], "Version, and what works offline")
         for action in (self.save_action, self.export_action, self.export_onnx_action, self.export_safetensors_action):
             action.setEnabled(False)  # until a model is loaded
 
@@ -157,9 +163,37 @@ class MainWindow(ImageInputMixin, QMainWindow):
 
     @Slot()
     def _show_about(self) -> None:
-        QMessageBox.about(self, f"About {APP_TITLE}",
-                          "Draw a digit and watch a convolutional network recognize it, or train the network "
-                          "yourself on MNIST. Everything runs on this computer, offline.")
+        from gui.help_dialogs import about_box
+
+        self._show_help_window(about_box(self, APP_TITLE))
+
+    @Slot()
+    def _show_shortcuts(self) -> None:
+        from gui.help_dialogs import ShortcutsDialog
+
+        self._show_help_window(ShortcutsDialog(self.menuBar(), self))  # read from the menus now: always current
+
+    @Slot()
+    def _show_files(self) -> None:
+        from gui.help_dialogs import FilesDialog
+
+        self._show_help_window(FilesDialog(self))
+
+    def _show_help_window(self, window: QWidget) -> None:
+        """One Help window at a time, non-modal (the app stays usable beside it); help_window() for tests."""
+        if self._help_window is not None:
+            self._help_window.close()
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.destroyed.connect(lambda _=None, w=window: self._forget_help_window(w))
+        self._help_window = window
+        window.show()
+
+    def _forget_help_window(self, window: QWidget) -> None:
+        if self._help_window is window:
+            self._help_window = None
+
+    def help_window(self) -> QWidget | None:
+        return self._help_window
 
     # ------------------------------------------------------------ remembered settings (QSettings)
     def _restore_settings(self) -> None:
@@ -167,9 +201,30 @@ class MainWindow(ImageInputMixin, QMainWindow):
         geometry = remembered_bytes(self._settings, "window/geometry")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1100, 720)
+        self._fit_to_screen()
         brush = self.draw_tab.brush_slider
         brush.setValue(remembered_int(self._settings, "draw/brush", *BRUSH_RANGE, brush.value()))
         self.train_tab.form.set_data_folder(remembered_folder(self._settings, "train/data_dir"))
+
+    def _fit_to_screen(self) -> None:
+        """Keep the window, frame included, inside its screen's available area (a remembered geometry from a larger
+        screen, or the default size on a small laptop, would otherwise open partly off-screen)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        frame = self.frameGeometry()
+        # before the first show the frame is unknown: allow for a typical title bar and border
+        extra_w = max(frame.width() - self.width(), 0) or 16
+        extra_h = max(frame.height() - self.height(), 0) or 40
+        width = min(self.width(), area.width() - extra_w)
+        height = min(self.height(), area.height() - extra_h)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        x = min(max(frame.x(), area.left()), area.right() + 1 - width - extra_w)
+        y = min(max(frame.y(), area.top()), area.bottom() + 1 - height - extra_h)
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(max(x, area.left()), max(y, area.top()))
 
     def _save_settings(self) -> None:
         self._settings.setValue("window/geometry", self.saveGeometry())

@@ -8,7 +8,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout,
+from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
+                               QSizePolicy, QVBoxLayout,
                                QWidget)
 
 from gui.background import BackgroundTask
@@ -60,20 +61,28 @@ class TrainTab(QWidget):
 
         settings_box = QGroupBox("Settings")
         QVBoxLayout(settings_box).addWidget(self.form)
+        # The form scrolls on a short screen (800x600, 1024x640) while Train/Stop below it stay in view.
+        self.form_scroll = QScrollArea()
+        self.form_scroll.setObjectName("trainFormScroll")
+        self.form_scroll.setWidget(settings_box)
+        self.form_scroll.setWidgetResizable(True)
+        self.form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # as wide as the form plus a vertical scroll bar, so nothing is cut sideways when it scrolls
+        self.form_scroll.setMinimumWidth(settings_box.sizeHint().width()
+                                         + self.form_scroll.verticalScrollBar().sizeHint().width())
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.stop_button)
         left = QVBoxLayout()
-        left.addWidget(settings_box)
+        left.addWidget(self.form_scroll, 1)
         left.addLayout(buttons)
         left.addWidget(self.epochs_label)
-        left.addStretch(1)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress, 2)
-        progress_row.addWidget(self.stats, 3)
+        self.stats.setWordWrap(True)  # on a narrow window the line wraps instead of being cut
         right = QVBoxLayout()
         right.addWidget(self.chart, 1)
-        right.addLayout(progress_row)
+        right.addWidget(self.progress)
+        right.addWidget(self.stats)
         right.addWidget(self.result)
         layout = QHBoxLayout(self)
         layout.addLayout(left, 0)

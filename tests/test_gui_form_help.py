@@ -102,3 +102,135 @@ def test_advanced_section_shows_and_edits_schedule_decay_smoothing_and_strength(
     assert (form.schedule.currentText(), form.label_smoothing.value()) == ("onecycle", 0.05)
     qtbot.mouseClick(form.advanced_button, Qt.MouseButton.LeftButton)
     assert not form.advanced.isVisible()
+
+
+# ---------------------------------------------------------------- the real window: Help menu and small screens
+from tests.gui_support import open_window, private_qsettings, settings  # noqa: E402,F401 (fixtures by name)
+
+
+@pytest.fixture
+def window(qtbot, settings):  # noqa: F811 (the fixture named settings)
+    return open_window(qtbot, settings, None)
+
+
+def inside(outer, widget, window) -> bool:
+    """Whether `widget` lies wholly inside `outer` (a QRect in window coordinates) and is visible."""
+    from PySide6.QtCore import QPoint, QRect
+
+    return widget.isVisible() and outer.contains(QRect(widget.mapTo(window, QPoint(0, 0)), widget.size()))
+
+
+# Not met yet, outside the Train tab: the Draw tab needs 841 px and the Insight tab 833 px of width, so the window
+# cannot be narrower than 845 px. Strict: this fails once they fit, and the mark must go.
+TOO_WIDE_ELSEWHERE = pytest.mark.xfail(strict=True, reason="the Draw and Insight tabs are wider than 800 px")
+
+
+@pytest.mark.parametrize("size", [(1024, 640), pytest.param((800, 600), marks=TOO_WIDE_ELSEWHERE)])
+def test_train_tab_is_usable_on_a_small_screen(qtbot, window, size, tmp_path):
+    from PySide6.QtCore import QPoint, QRect
+
+    tab = window.train_tab
+    window.tabs.setCurrentWidget(tab)
+    window.resize(*size)
+    tab.form.advanced_button.setChecked(True)  # the longest form: every field shown
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == size, timeout=5000)
+    qtbot.wait(50)  # layouts settle
+    window.grab().save(str(tmp_path / f"train_tab_{size[0]}x{size[1]}.png"))
+    assert (window.width(), window.height()) == size  # no widget's minimum size forces a larger window
+    status_bar = window.statusBar()
+    status_top = status_bar.mapTo(window, QPoint(0, 0)).y()
+    above_status = QRect(0, 0, window.width(), status_top)
+    assert inside(window.rect(), status_bar, window) and status_bar.height() >= status_bar.sizeHint().height()
+    assert inside(above_status, tab.train_button, window) and inside(above_status, tab.stop_button, window)
+    tab.stats.setText("Epoch 12/12 · loss 0.0123 · training accuracy 99.12% · 12,345 samples/s · ETA 12:34")
+    qtbot.wait(50)
+    assert inside(above_status, tab.stats, window)
+    stats_rect = QRect(tab.stats.mapTo(window, QPoint(0, 0)), tab.stats.size())
+    chart_rect = QRect(tab.chart.mapTo(window, QPoint(0, 0)), tab.chart.size())
+    assert not stats_rect.intersects(chart_rect) and tab.chart.height() >= tab.chart.minimumHeight()
+    assert tab.stats.height() >= tab.stats.heightForWidth(tab.stats.width())  # every wrapped line shows
+    scroll = tab.form_scroll
+    last_field = tab.form.augment_strength
+    scroll.ensureWidgetVisible(last_field)
+    qtbot.wait(50)
+    viewport = scroll.viewport()
+    field_rect = QRect(last_field.mapTo(viewport, QPoint(0, 0)), last_field.size())
+    assert viewport.rect().contains(field_rect)  # the last field can be scrolled into view
+    assert scroll.horizontalScrollBar().maximum() == 0  # and nothing is cut sideways
+    window.grab().save(str(tmp_path / f"train_tab_{size[0]}x{size[1]}_scrolled.png"))
+    assert (tmp_path / f"train_tab_{size[0]}x{size[1]}.png").stat().st_size > 1000
+
+
+def test_the_train_tab_alone_fits_an_800x600_window(qtbot, window):
+    window.tabs.setCurrentWidget(window.train_tab)
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.height() == 640, timeout=5000)
+    chrome = window.size() - window.train_tab.size()  # menu bar, tab bar, status bar and margins
+    needed = window.train_tab.minimumSizeHint() + chrome
+    assert needed.width() <= 800 and needed.height() <= 600, needed
+
+
+def test_a_remembered_geometry_larger_than_the_screen_is_fitted_into_it(qtbot, settings):  # noqa: F811
+    from gui.main_window import MainWindow
+
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    area = first.screen().availableGeometry()
+    first.setGeometry(area.x() + 300, area.y() + 200, area.width() + 900, area.height() + 700)
+    settings.setValue("window/geometry", first.saveGeometry())
+    first.close()
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    frame = window.frameGeometry()
+    assert area.contains(frame.topLeft()) and frame.bottom() <= area.bottom(), (frame, area)
+    # the offscreen screen is 800 px wide, narrower than the window's minimum (845 px, see TOO_WIDE_ELSEWHERE)
+    assert frame.right() <= max(area.right(), frame.left() + window.minimumSizeHint().width() + 16), (frame, area)
+    assert window.height() < area.height() + 700  # the remembered size was not kept
+
+
+def test_help_lists_the_shortcuts_of_the_menus_as_they_are(qtbot, window):
+    from PySide6.QtGui import QKeySequence
+
+    help_actions = {a.text(): a for a in window.menuBar().actions()[-1].menu().actions()}
+    assert {"&Keyboard shortcuts", "&Where are my files?", "&About"} <= set(help_actions)
+    help_actions["&Keyboard shortcuts"].trigger()
+    rows = window.help_window().rows()
+    assert ("Training", "Start training", "Ctrl+T") in rows and ("View", "Train tab", "Ctrl+5") in rows
+    assert any(command == "Keyboard shortcuts" for _, command, _ in rows)
+    window.load_action.setShortcuts([QKeySequence("Ctrl+Shift+K")])  # a changed shortcut is listed as it is now
+    help_actions["&Keyboard shortcuts"].trigger()
+    rows = window.help_window().rows()
+    assert ("File", "Load weights…", "Ctrl+Shift+K") in rows and ("File", "Load weights…", "Ctrl+L") not in rows
+
+
+def test_about_says_what_is_offline_what_downloads_once_and_the_version(window):
+    from gui.help_dialogs import app_version
+
+    window._show_about()
+    text = window.help_window().text()
+    assert app_version() != "unknown" and app_version() in text
+    assert "Offline" in text and "MNIST" in text and "download once" in text
+
+
+def test_where_are_my_files_copies_each_folder_and_opens_only_existing_ones(qtbot, window, private_home):
+    from PySide6.QtGui import QGuiApplication
+
+    from core import logs, paths
+
+    paths.user_weights_dir().mkdir(parents=True)
+    for action in window.menuBar().actions()[-1].menu().actions():
+        if action.text() == "&Where are my files?":
+            action.trigger()
+    dialog = window.help_window()
+    expected = {"Trained weights": paths.user_weights_dir(), "My digit samples": paths.samples_dir(),
+                "MNIST data": paths.mnist_dir(), "Log": logs.log_path().parent}
+    assert set(dialog.copy_buttons) == set(expected)
+    for name, folder in expected.items():
+        assert str(folder).startswith(str(private_home))
+        dialog.copy_buttons[name].click()
+        assert QGuiApplication.clipboard().text() == str(folder)
+        assert dialog.open_buttons[name].isEnabled() == folder.is_dir()
+    assert dialog.open_buttons["Trained weights"].isEnabled() and not dialog.open_buttons["Log"].isEnabled()
+    assert not paths.samples_dir().exists()  # showing the folders makes none of them
