@@ -65,7 +65,24 @@ class BatchProgress:
     batches_per_epoch: int
     total_batches: int      # over all epochs
     loss: float
-    samples_per_second: float
+    accuracy: float         # this batch's share of argmax(logits) == label (augmented images, dropout on)
+    running_accuracy: float  # the same over the epoch so far
+    samples_done: int       # over all epochs
+    elapsed: float          # wall seconds since the first batch began, validation passes included
+
+    @property
+    def batches_done(self) -> int:
+        return self.epoch * self.batches_per_epoch + self.batch + 1
+
+    @property
+    def samples_per_second(self) -> float:
+        """Samples done over the wall time they took (not a mean of per-batch rates, which fast batches inflate)."""
+        return self.samples_done / max(self.elapsed, 1e-9)
+
+    @property
+    def eta_seconds(self) -> float:
+        """Seconds left for the remaining batches at the rate so far (evaluation on the test set not included)."""
+        return self.elapsed / self.batches_done * (self.total_batches - self.batches_done)
 
 
 @dataclass
@@ -74,6 +91,7 @@ class EpochResult:
     train_loss: float
     val_loss: float | None  # None when the validation share is 0
     val_accuracy: float | None
+    train_accuracy: float | None = None  # on the epoch's (augmented) training batches, as they were trained
 
 
 @dataclass
@@ -286,10 +304,11 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
 
     epochs: list[EpochResult] = []
     stopped = False
+    samples_done, loop_started = 0, time.perf_counter()  # the rate's clock: data loading and model setup left out
     for epoch in range(settings.epochs):
         model.train()
         order = torch.randperm(len(train_images), generator=generator, device=data_device)
-        loss_sum, seen, tick = 0.0, 0, time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
         for batch in range(batches_per_epoch):
             if should_stop is not None and should_stop():
                 stopped = True
@@ -301,7 +320,8 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
                 x = x.contiguous(memory_format=torch.channels_last)
             y = train_labels[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                loss = loss_fn(model(x), y)
+                logits = model(x)  # (B, 10)
+                loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -311,17 +331,20 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
             if not math.isfinite(loss_value):
                 raise TrainingError(f"the loss became {loss_value} in epoch {epoch + 1}, batch {batch + 1}: "
                                     "the learning rate is probably too high")
+            batch_correct = int((logits.argmax(1) == y).sum())  # the logits are there: one cheap reduction
             loss_sum += loss_value * len(idx)
+            correct += batch_correct
             seen += len(idx)
+            samples_done += len(idx)
             if on_batch is not None:
-                now = time.perf_counter()
                 on_batch(BatchProgress(epoch, batch, batches_per_epoch, total_batches, loss_value,
-                                       len(idx) / max(now - tick, 1e-9)))
-                tick = now
+                                       batch_correct / len(idx), correct / seen, samples_done,
+                                       time.perf_counter() - loop_started))
         if stopped:
             break
         val = evaluate(model, data.val_images, data.val_labels, normalization, device) if len(data.val_images) else None
-        result = EpochResult(epoch, loss_sum / max(seen, 1), val.loss if val else None, val.accuracy if val else None)
+        result = EpochResult(epoch, loss_sum / max(seen, 1), val.loss if val else None, val.accuracy if val else None,
+                             correct / max(seen, 1))
         epochs.append(result)
         if on_epoch is not None:
             on_epoch(result)
