@@ -1,4 +1,4 @@
-"""The live training chart (pyqtgraph): batch loss raw and smoothed, validation loss and accuracy per epoch."""
+"""The live training chart (pyqtgraph): batch loss raw and smoothed, training accuracy, validation per epoch."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,10 +16,14 @@ REDRAW_MS = 250
 LOSS_COLOR = QColor(31, 119, 180)
 VAL_LOSS_COLOR = QColor(255, 127, 14)
 VAL_ACCURACY_COLOR = QColor(44, 160, 44)
+TRAIN_ACCURACY_COLOR = QColor(148, 103, 189)
 
 
 class LossChart(pg.PlotWidget):
-    """x is the batch number over all epochs; loss on a log axis (left), validation accuracy in % (right)."""
+    """x is the batch number over all epochs; loss on a log axis (left), accuracy in % (right).
+
+    A series enters the legend with its first point, and the right axis shows with the first accuracy: a run
+    without a validation share never shows validation entries."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -34,25 +38,28 @@ class LossChart(pg.PlotWidget):
         self._legend = plot.addLegend(offset=(-10, 10))
         faint = QColor(LOSS_COLOR)
         faint.setAlpha(70)
-        self._raw = plot.plot(pen=pg.mkPen(faint, width=1), name="batch loss")
+        self._raw = plot.plot(pen=pg.mkPen(faint, width=1))
         self._raw.setDownsampling(auto=True, method="peak")  # thousands of batches stay interactive
         self._raw.setClipToView(True)
-        self._smooth = plot.plot(pen=pg.mkPen(LOSS_COLOR, width=2), name="smoothed")
+        self._smooth = plot.plot(pen=pg.mkPen(LOSS_COLOR, width=2))
         self._val_loss = plot.plot(pen=pg.mkPen(VAL_LOSS_COLOR, width=2), symbol="o", symbolSize=7,
-                                   symbolBrush=VAL_LOSS_COLOR, symbolPen=None, name="validation loss")
-        # validation accuracy gets its own view box, drawn against the right axis
+                                   symbolBrush=VAL_LOSS_COLOR, symbolPen=None)
+        # accuracies get their own view box, drawn against the right axis
         self._accuracy_view = pg.ViewBox()
-        plot.showAxis("right")
         plot.scene().addItem(self._accuracy_view)
         plot.getAxis("right").linkToView(self._accuracy_view)
-        plot.getAxis("right").setLabel("validation accuracy (%)")
+        plot.getAxis("right").setLabel("accuracy (%)")
         plot.getAxis("right").setLogMode(False, False)  # setLogMode above applied to every axis; accuracy is linear
         self._accuracy_view.setXLink(plot)
         self._accuracy_view.setLimits(yMin=0, yMax=100.5)  # autorange never shows accuracies above 100%
         self._accuracy = pg.PlotDataItem(pen=pg.mkPen(VAL_ACCURACY_COLOR, width=2), symbol="s", symbolSize=7,
                                          symbolBrush=VAL_ACCURACY_COLOR, symbolPen=None)
         self._accuracy_view.addItem(self._accuracy)
-        self._legend.addItem(self._accuracy, "validation accuracy")
+        self._train_accuracy = pg.PlotDataItem(pen=pg.mkPen(TRAIN_ACCURACY_COLOR, width=2))
+        self._accuracy_view.addItem(self._train_accuracy)
+        self._names = {self._raw: "batch loss", self._smooth: "smoothed loss", self._train_accuracy:
+                       "training accuracy (smoothed)", self._val_loss: "validation loss",
+                       self._accuracy: "validation accuracy"}  # in legend order
         plot.vb.sigResized.connect(self._sync_views)
         self._apply_palette()
         self._redraw_timer = QTimer(self)
@@ -67,9 +74,13 @@ class LossChart(pg.PlotWidget):
         self._losses: list[float] = []
         self._smoothed: list[float] = []
         self._average = 0.0
+        self._accuracies: list[float] = []  # smoothed training accuracy in %, one per batch that reported one
+        self._accuracy_average = 0.0
         self._epochs: list[tuple[int, float | None, float | None]] = []  # (batch, val loss, val accuracy)
-        for item in (self._raw, self._smooth, self._val_loss, self._accuracy):
+        for item in self._names:
             item.setData([], [])
+        self._legend.clear()
+        self.getPlotItem().showAxis("right", False)
         # sensible empty axes (log10 units on the left: 0.01 to 3); they follow the data once it arrives
         plot = self.getPlotItem()
         plot.setRange(xRange=(0, 100), yRange=(-2, 0.5), padding=0)
@@ -77,12 +88,16 @@ class LossChart(pg.PlotWidget):
         plot.enableAutoRange()
         self._accuracy_view.enableAutoRange(axis=pg.ViewBox.YAxis)
 
-    def add_losses(self, losses: list[float]) -> None:
-        """Append batch losses in order; the curves are redrawn at most every REDRAW_MS."""
+    def add_losses(self, losses: list[float], accuracies: list[float] | None = None) -> None:
+        """Append batch losses (and their batches' training accuracies, 0..1) in order; the curves are redrawn at
+        most every REDRAW_MS."""
         for loss in losses:
             self._losses.append(loss)
             self._average = SMOOTHING * self._average + (1 - SMOOTHING) * loss
             self._smoothed.append(self._average / (1 - SMOOTHING ** len(self._losses)))
+        for accuracy in accuracies or []:
+            self._accuracy_average = SMOOTHING * self._accuracy_average + (1 - SMOOTHING) * 100 * accuracy
+            self._accuracies.append(self._accuracy_average / (1 - SMOOTHING ** (len(self._accuracies) + 1)))
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
@@ -92,6 +107,9 @@ class LossChart(pg.PlotWidget):
         # the log axis needs positive values; a loss of exactly 0 is drawn at 1e-6
         self._raw.setData(x, np.maximum(self._losses, 1e-6))
         self._smooth.setData(x, np.maximum(self._smoothed, 1e-6))
+        if self._accuracies:
+            self._train_accuracy.setData(np.arange(1, len(self._accuracies) + 1), self._accuracies)
+        self._sync_legend()
 
     def add_epoch(self, batch: int, val_loss: float | None, val_accuracy: float | None) -> None:
         """One validation point at the batch where the epoch ended (no point when there is no validation share)."""
@@ -104,6 +122,27 @@ class LossChart(pg.PlotWidget):
             self._val_loss.setData([b for b, _ in losses], [max(v, 1e-6) for _, v in losses])
         if accuracies:
             self._accuracy.setData([b for b, _ in accuracies], [a for _, a in accuracies])
+        self._sync_legend()
+
+    def set_loss_note(self, note: str) -> None:
+        """A tooltip on the chart (e.g. why a label-smoothed loss levels off); empty for none."""
+        self.setToolTip(note)
+
+    def legend_names(self) -> list[str]:
+        """The legend's entries, in order: only series that have data."""
+        return [label.text for _, label in self._legend.items]
+
+    def right_axis_shown(self) -> bool:
+        return self.getPlotItem().getAxis("right").isVisible()
+
+    def _sync_legend(self) -> None:
+        """Legend entries for exactly the series with data, in a fixed order; the right axis once an accuracy is."""
+        wanted = [item for item in self._names if item.xData is not None and len(item.xData)]
+        if [sample.item for sample, _ in self._legend.items] != wanted:
+            self._legend.clear()
+            for item in wanted:
+                self._legend.addItem(item, self._names[item])
+        self.getPlotItem().showAxis("right", self._accuracy in wanted or self._train_accuracy in wanted)
 
     def point_count(self) -> int:
         """How many batch losses the chart holds."""

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import html
+import math
 import threading
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,13 @@ from gui.train_worker import TrainOutcome, TrainProgress, TrainWorker
 if TYPE_CHECKING:
     from core.training import EpochResult
     from core.weights import LoadedWeights
+
+
+def smoothed_loss_floor(label_smoothing: float, classes: int = 10) -> float:
+    """The lowest cross-entropy a perfect classifier reaches when trained with label smoothing (the targets'
+    entropy): 0.50 for 0.1 over 10 digits, so such a run's loss levels off there while its accuracy keeps rising."""
+    on, off = 1 - label_smoothing + label_smoothing / classes, label_smoothing / classes
+    return -(on * math.log(on) + (classes - 1) * off * math.log(off)) if label_smoothing > 0 else 0.0
 
 
 def _duration(seconds: float) -> str:
@@ -91,7 +98,7 @@ class TrainTab(QWidget):
         self._task = BackgroundTask("training", parent=self)  # train() sets its own thread count
         self._stop_event: threading.Event | None = None  # the user's Stop (see TrainWorker), not the task's cancel
         self._batches_done = 0
-        self._clock: tuple[float, int] | None = None  # (time, batches) at the first report: ETA reference
+        self._label_smoothing = 0.0  # the running settings', for the note beside the result
         self.train_button.clicked.connect(self.on_train_button_clicked)
         self.stop_button.clicked.connect(self.on_stop_button_clicked)
         self._task.progress_changed.connect(self.on_task_progress_changed)
@@ -127,7 +134,8 @@ class TrainTab(QWidget):
         self.chart.reset()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self._batches_done, self._clock = 0, None
+        self._batches_done, self._label_smoothing = 0, settings.label_smoothing
+        self.chart.set_loss_note(self._smoothing_note())
         self.stats.setText("Loading MNIST…")
         self.epochs_label.clear()
         self.result.clear()
@@ -172,25 +180,33 @@ class TrainTab(QWidget):
             self._show_epoch(report)
 
     def _show_progress(self, p: TrainProgress) -> None:
-        now = time.monotonic()
-        if self._clock is None:
-            self._clock = (now, p.batches_done - len(p.losses))
         self._batches_done = p.batches_done
         self.progress.setRange(0, p.total_batches)
         self.progress.setValue(p.batches_done)
-        self.chart.add_losses(p.losses)
-        start_time, start_batches = self._clock
-        done_here = p.batches_done - start_batches
-        eta = (now - start_time) / done_here * (p.total_batches - p.batches_done) if done_here else 0.0
+        self.chart.add_losses(p.losses, p.accuracies)
         stopping = self._stop_event is not None and self._stop_event.is_set()
+        # rate and ETA come from the core's wall clock since the first batch: no guess before there is a rate
+        rate = f"{p.samples_per_second:,.0f} samples/s" if p.eta_seconds is not None else "… samples/s"
+        eta = _duration(p.eta_seconds) if p.eta_seconds is not None else "…"
         self.stats.setText("Stopping…" if stopping else
                            "Testing on the 10,000 test images…" if p.batches_done == p.total_batches else
                            f"Epoch {p.epoch + 1}/{p.epochs} · loss {p.loss:.4f} · "
-                           f"{p.samples_per_second:,.0f} samples/s · ETA {_duration(eta)}")
+                           f"training accuracy {100 * p.running_accuracy:.1f}% · {rate} · ETA {eta}")
+
+    def _smoothing_note(self) -> str:
+        """Why a label-smoothed run's loss levels off high while its accuracy is higher; empty without smoothing."""
+        if self._label_smoothing <= 0:
+            return ""
+        return (f"Label smoothing {self._label_smoothing:g} is on: the network is taught to keep a little "
+                f"probability on the other digits, so its loss cannot fall below "
+                f"{smoothed_loss_floor(self._label_smoothing):.2f} even when every answer is right. "
+                "Compare runs by accuracy, not by loss.")
 
     def _show_epoch(self, epoch: EpochResult) -> None:
         self.chart.add_epoch(self._batches_done, epoch.val_loss, epoch.val_accuracy)
         line = f"Epoch {epoch.epoch + 1}: train loss {epoch.train_loss:.4f}"
+        if epoch.train_accuracy is not None:
+            line += f", train accuracy {100 * epoch.train_accuracy:.2f}%"
         if epoch.val_accuracy is not None:
             line += f", validation loss {epoch.val_loss:.4f}, accuracy {100 * epoch.val_accuracy:.2f}%"
         lines = [t for t in self.epochs_label.text().split("\n") if t][-4:]  # the last five epochs
@@ -211,7 +227,8 @@ class TrainTab(QWidget):
         self.stats.setText("Done.")
         self.result.setText(f"<b>Test accuracy {100 * accuracy:.2f}%</b> on the 10,000 MNIST test images. "
                             f"Saved as {html.escape(weights.name)} in {html.escape(str(weights.path.parent))}. "
-                            "The Draw tab now uses these weights.")
+                            "The Draw tab now uses these weights."
+                            + (f"<br>{html.escape(self._smoothing_note())}" if self._smoothing_note() else ""))
         self.weights_trained.emit(weights)
 
     def _show_stopped(self, batches: int) -> None:

@@ -24,8 +24,11 @@ class TrainProgress:
     batches_done: int        # over all epochs
     total_batches: int
     loss: float              # the latest batch's
-    samples_per_second: float
+    running_accuracy: float  # training accuracy over the epoch so far
+    samples_per_second: float  # samples done over the wall time since training began
+    eta_seconds: float | None  # None until there is a rate to estimate from
     losses: list[float]
+    accuracies: list[float]  # every batch's training accuracy, in step with `losses`
 
 
 @dataclass
@@ -49,8 +52,8 @@ class TrainWorker:
         self._stop_event = stop_event
         self._min_interval = min_interval
         self._control: TaskControl | None = None
-        self._pending: list[float] = []    # batch losses not yet reported
-        self._rates: list[float] = []      # their samples/s, averaged per report (single batches are noisy)
+        self._pending: list[float] = []     # batch losses not yet reported
+        self._accuracies: list[float] = []  # their batches' accuracies
         self._latest: BatchProgress | None = None
         self._last_emit = 0.0
         self._batches_done = 0
@@ -96,9 +99,9 @@ class TrainWorker:
     # ------------------------------------------------------------ core callbacks (worker thread)
     def _on_batch(self, progress: BatchProgress) -> None:
         self._pending.append(progress.loss)
-        self._rates.append(progress.samples_per_second)
+        self._accuracies.append(progress.accuracy)
         self._latest = progress
-        self._batches_done = progress.epoch * progress.batches_per_epoch + progress.batch + 1
+        self._batches_done = progress.batches_done
         now = time.monotonic()
         if now - self._last_emit >= self._min_interval or self._batches_done == progress.total_batches:
             self._flush(now)
@@ -113,7 +116,10 @@ class TrainWorker:
             return
         p = self._latest
         # forced: this class throttles, and must know a report went out before it drops the losses it holds
+        rated = p.elapsed > 0
         self._control.report(TrainProgress(p.epoch, self._settings.epochs, self._batches_done, p.total_batches,
-                                           p.loss, sum(self._rates) / len(self._rates), self._pending), force=True)
-        self._pending, self._rates = [], []
+                                           p.loss, p.running_accuracy, p.samples_per_second if rated else 0.0,
+                                           p.eta_seconds if rated else None, self._pending, self._accuracies),
+                             force=True)
+        self._pending, self._accuracies = [], []
         self._last_emit = time.monotonic() if now is None else now

@@ -301,6 +301,8 @@ def start_training(window: MainWindow, settings) -> None:
 
 def test_training_through_the_train_button(qtbot, window, tiny_settings):
     tab, before = window.train_tab, window.current_weights()
+    stats: list[str] = []
+    tab._task.progress_changed.connect(lambda _: stats.append(tab.stats.text()))  # after the tab's own slot
     with qtbot.waitSignal(tab.weights_trained, timeout=TIMEOUT):
         start_training(window, tiny_settings)
         assert not tab.train_button.isEnabled() and tab.stop_button.isEnabled()
@@ -308,7 +310,12 @@ def test_training_through_the_train_button(qtbot, window, tiny_settings):
     assert total > 2 and tab.progress.value() == total  # the bar spans all batches of both epochs
     assert tab.chart.point_count() == total  # every batch loss reached the chart
     assert [e[0] for e in tab.chart.epoch_points()] == [total // 2, total]  # validation points at epoch ends
+    assert "validation accuracy" in tab.chart.legend_names() and tab.chart.right_axis_shown()
     assert "Test accuracy" in tab.result.text()
+    assert any("training accuracy" in line and "samples/s" in line for line in stats)  # beside the loss
+    assert "train accuracy" in tab.epochs_label.text()
+    # quick's label smoothing 0.1: why its loss stays near 0.5 while the accuracy is high
+    assert "Label smoothing 0.1" in tab.result.text() and "0.50" in tab.result.text()
     new = window.current_weights()  # the Draw tab switched to the file just saved
     assert new is not before and new.path.parent == paths.user_weights_dir() and new.path.is_file()
     assert new.name in window.weights_label.text()
@@ -318,6 +325,50 @@ def test_training_through_the_train_button(qtbot, window, tiny_settings):
     window.draw_tab.previous_button.click()  # "Use previous weights"
     assert window.current_weights().path == before.path
     assert window.draw_tab.notice_text() is None
+
+
+def test_the_first_report_has_no_made_up_eta_and_later_ones_read_the_core_clock(window):
+    from gui.train_worker import TrainProgress
+
+    tab = window.train_tab
+    tab.on_task_progress_changed(TrainProgress(0, 2, 1, 100, 2.3, 0.1, 0.0, None, [2.3], [0.1]))
+    assert "ETA …" in tab.stats.text() and "0:00" not in tab.stats.text()
+    tab.on_task_progress_changed(TrainProgress(0, 2, 40, 100, 0.4, 0.42, 435.0, 75.0, [0.5, 0.4], [0.3, 0.5]))
+    assert "435 samples/s" in tab.stats.text() and "ETA 1:15" in tab.stats.text()
+    assert "training accuracy 42.0%" in tab.stats.text()
+
+
+def test_the_chart_legend_and_right_axis_show_only_series_with_data(qtbot):
+    from gui.loss_chart import LossChart
+
+    chart = LossChart()
+    qtbot.addWidget(chart)
+    assert chart.legend_names() == [] and not chart.right_axis_shown()  # a fresh chart: nothing to explain yet
+    chart.add_losses([2.3, 1.0])
+    chart.add_epoch(2, None, None)  # quick: no validation share
+    assert chart.legend_names() == ["batch loss", "smoothed loss"] and not chart.right_axis_shown()
+    chart.add_losses([0.9], [0.8])
+    chart.on_redraw_timer_timeout()
+    assert "training accuracy (smoothed)" in chart.legend_names() and chart.right_axis_shown()
+    assert not any("validation" in name for name in chart.legend_names())
+    chart.add_epoch(3, 0.7, 0.75)  # a preset with a validation share
+    assert chart.legend_names()[-2:] == ["validation loss", "validation accuracy"]
+    chart.reset()
+    assert chart.legend_names() == [] and not chart.right_axis_shown()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_the_label_smoothing_floor_is_what_pytorch_computes_for_a_perfect_model(smoothing):
+    import torch
+    import torch.nn.functional as F
+
+    from gui.train_tab import smoothed_loss_floor
+
+    target = torch.full((1, 10), smoothing / 10)
+    target[0, 3] += 1 - smoothing
+    perfect = target.clamp(min=1e-12).log()  # logits whose softmax is the smoothed target itself
+    loss = F.cross_entropy(perfect, torch.tensor([3]), label_smoothing=smoothing)
+    assert smoothed_loss_floor(smoothing) == pytest.approx(float(loss), abs=1e-5)
 
 
 def test_stop_cancels_mid_training_and_keeps_the_model(qtbot, window, tiny_settings):
