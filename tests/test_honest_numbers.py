@@ -107,3 +107,36 @@ def test_running_training_accuracy_is_reported_with_each_batch_and_epoch(tiny_se
         assert last.running_accuracy == pytest.approx(epoch.train_accuracy)
     assert all(round(b.accuracy * 20) == b.accuracy * 20 for b in batches[:-1])  # k of 20 images right
     assert batches[0].accuracy < 0.5 and epochs[-1].train_accuracy > 0.9  # from guessing to learned
+
+
+# ---------------------------------------------------------------- on real MNIST (skipped without it)
+def test_predict_json_on_real_mnist_digits_is_rounded(real_mnist_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from core.data import load_mnist
+
+    data = load_mnist(str(real_mnist_dir), 0.0, 0, False)
+    images = []
+    for i in range(3):
+        images.append(tmp_path / f"{i}.png")
+        Image.fromarray(data.test_images[i].numpy()).save(images[-1])
+    code, out, _ = run_cli(capsys, "predict", *images, "--json")  # the shipped weights
+    assert code == 0 and all(1 <= decimals_by_key(line)["probabilities"] <= 6 for line in out.splitlines())
+    assert [json.loads(line)["digit"] for line in out.splitlines()] == data.test_labels[:3].tolist()
+
+
+def test_quick_on_real_mnist_reports_its_true_rate_and_a_rising_accuracy(real_mnist_dir):
+    from core.training import preset, train
+
+    reports, called = [], []
+
+    def on_batch(progress):
+        called.append(time.perf_counter())
+        reports.append(progress)
+
+    settings = preset("quick", data_dir=str(real_mnist_dir), device="cpu")
+    result = train(settings, on_batch=on_batch, should_stop=lambda: len(reports) >= 40)
+    assert result.stopped and len(reports) == 40
+    wall_rate = (reports[-1].samples_done - reports[0].samples_done) / (called[-1] - called[0])
+    assert reports[-1].samples_per_second == pytest.approx(wall_rate, rel=0.2)
+    assert reports[-1].eta_seconds > 0 and reports[-1].running_accuracy > reports[0].accuracy
