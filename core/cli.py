@@ -90,11 +90,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar = tqdm(total=p.total_batches, unit="batch", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
         bar.update(1)
         if p.batch % 10 == 0:
-            bar.set_postfix(epoch=f"{p.epoch + 1}/{settings.epochs}", loss=f"{p.loss:.4f}", refresh=False)
+            bar.set_postfix(epoch=f"{p.epoch + 1}/{settings.epochs}", loss=f"{p.loss:.4f}",
+                            accuracy=f"{100 * p.running_accuracy:.1f}%", refresh=False)
 
     def on_epoch(e):
         if not args.quiet:
             tqdm.write(f"epoch {e.epoch + 1}/{settings.epochs}: train loss {e.train_loss:.4f}, "
+                       f"train accuracy {_percent(e.train_accuracy)}, "
                        f"val loss {e.val_loss if e.val_loss is None else round(e.val_loss, 4)}, "
                        f"val accuracy {_percent(e.val_accuracy)}", file=sys.stderr)
 

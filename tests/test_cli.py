@@ -42,6 +42,14 @@ def test_train_shows_a_progress_bar_and_the_test_accuracy(synthetic_mnist, tmp_p
     assert code == 0 and "batch" in err and "epoch 1/1" in err and "test accuracy" in out
 
 
+def test_train_shows_the_running_training_accuracy_beside_the_loss(synthetic_mnist, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--arch", "tutorial", "--epochs", "2", "--batch-size", "20",
+                           "--data", synthetic_mnist, "--out", tmp_path / "w.pt")
+    epoch_lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert code == 0 and len(epoch_lines) == 2 and all("train accuracy" in line for line in epoch_lines)
+    assert "accuracy=" in err  # in the progress bar, next to loss=
+
+
 def test_train_without_data_is_one_clear_line(tmp_path, capsys, monkeypatch):
     import core.data
 
