@@ -71,13 +71,17 @@ class DrawTab(QWidget):
         banner_row.addWidget(dismiss)
         self._banner.hide()
 
-        tools = QHBoxLayout()
-        tools.addWidget(self.open_button)
-        tools.addWidget(self.undo_button)
-        tools.addWidget(self.clear_button)
-        tools.addSpacing(self.fontMetrics().height())
-        tools.addWidget(QLabel("Brush"))
-        tools.addWidget(self.brush_slider, 1)
+        # two rows (buttons, then the brush) keep the pad's column narrow enough for an 800-px-wide window
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.undo_button)
+        buttons.addWidget(self.clear_button)
+        brush = QHBoxLayout()
+        brush.addWidget(QLabel("Brush"))
+        brush.addWidget(self.brush_slider, 1)
+        tools = QVBoxLayout()
+        tools.addLayout(buttons)
+        tools.addLayout(brush)
         # The pad with its tools is one panel that the Insight and Evaluate tabs borrow (dock_pad_panel), so the
         # user draws there too and sees every layer or the map follow; it keeps its strokes wherever it is.
         self.pad_panel = QWidget()

@@ -143,7 +143,7 @@ class PipelineRow(QWidget):
 class ZoomView(QWidget):
     """One feature map enlarged, with what it is; follows the drawing while it changes."""
 
-    SIDE = 128
+    SIDE = 112
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from core.predict import Predictor
     from gui.drawing_pad import DrawingPad
 
-ATTRIBUTION_SIDE = 196  # 7x the 28x28 input
+ATTRIBUTION_SIDE = 168  # 6x the 28x28 input
 # Explanations also follow a stroke while it is drawn, but only for models explained faster than this: a slower one
 # (DigitNet, ~40 ms) started mid-stroke would make the stroke's end wait for it, and that end is what must show
 # within 100 ms (bench/insight_gui_latency.py).
@@ -161,8 +161,6 @@ class InsightTab(QWidget):
         QVBoxLayout(pipeline_box).addWidget(scroll)
         why_box = QGroupBox("Why this answer")
         QVBoxLayout(why_box).addWidget(self.why)
-        zoom_box = QGroupBox("Feature map (bright: its pattern is there)")
-        QVBoxLayout(zoom_box).addWidget(self.zoom)
         filters_page = QWidget()
         filters_layout = QVBoxLayout(filters_page)
         filters_layout.addWidget(self.filters, 0, Qt.AlignmentFlag.AlignLeft)
@@ -171,15 +169,16 @@ class InsightTab(QWidget):
         filters_scroll = QScrollArea()
         filters_scroll.setWidget(filters_page)
         filters_scroll.setWidgetResizable(True)
-        extras = QTabWidget()
-        extras.addTab(filters_scroll, "Filters")
-        extras.addTab(self.layers, "Layers")
+        self.extras = QTabWidget()  # one box for three views keeps the tab usable in an 800-px-wide window
+        self.extras.addTab(self.zoom, "Feature map")
+        self.extras.setTabToolTip(0, "A feature map you clicked, enlarged: bright where its pattern is")
+        self.extras.addTab(filters_scroll, "Filters")
+        self.extras.addTab(self.layers, "Layers")
         bottom = QWidget()
         bottom_row = QHBoxLayout(bottom)
         bottom_row.setContentsMargins(0, 0, 0, 0)
         bottom_row.addWidget(why_box, 3)
-        bottom_row.addWidget(zoom_box, 2)
-        bottom_row.addWidget(extras, 3)
+        bottom_row.addWidget(self.extras, 2)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(pipeline_box)
         right.addWidget(bottom)
@@ -332,6 +331,7 @@ class InsightTab(QWidget):
             return
         self.zoom.selected = (layer, channel)
         self.zoom.show_map(self._explanation.layers[layer], channel)
+        self.extras.setCurrentWidget(self.zoom)
 
     @Slot(object)
     def on_why_target_picked(self, digit: int | None) -> None:

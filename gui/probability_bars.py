@@ -61,7 +61,8 @@ class BarChart(QWidget):
         return QSize(self.fontMetrics().horizontalAdvance("0") * 30, self._row_height() * 10)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(self.fontMetrics().horizontalAdvance("0") * 16, self._row_height() * 10)
+        # rows may shrink to 1.2 lines (from 1.6) so the Draw tab fits a window 600 px high
+        return QSize(self.fontMetrics().horizontalAdvance("0") * 16, round(self.fontMetrics().height() * 1.2) * 10)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
