@@ -56,6 +56,8 @@ class LossChart(pg.PlotWidget):
                                          symbolBrush=VAL_ACCURACY_COLOR, symbolPen=None)
         self._accuracy_view.addItem(self._accuracy)
         self._train_accuracy = pg.PlotDataItem(pen=pg.mkPen(TRAIN_ACCURACY_COLOR, width=2))
+        self._train_accuracy.setDownsampling(auto=True, method="mean")  # one point per batch, like the raw loss
+        self._train_accuracy.setClipToView(True)
         self._accuracy_view.addItem(self._train_accuracy)
         self._names = {self._raw: "batch loss", self._smooth: "smoothed loss", self._train_accuracy:
                        "training accuracy (smoothed)", self._val_loss: "validation loss",
