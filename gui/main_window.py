@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import gc
-import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QTimer, Qt, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QKeySequence)
-from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from gui.background import BackgroundTask
 from gui.draw_tab import DrawTab
@@ -21,19 +19,13 @@ from gui.model_loader import StartupModel, load_startup_model
 from gui.my_digits_tab import MyDigitsTab
 from gui.remembered_settings import remembered_bytes, remembered_folder, remembered_int, remembered_text
 from gui.train_tab import TrainTab
+from gui.weights_files import WeightsFilesMixin
 
 if TYPE_CHECKING:
     from core.predict import Predictor
     from core.weights import LoadedWeights
 
 APP_TITLE = "Digit Recognizer"
-WEIGHTS_FILTER = "Weights (*.pt *.pth *.safetensors);;All files (*)"
-# File > Export: format -> (file dialog title, default suffix, file filter); the writing is core.export's
-EXPORT_DIALOGS = {
-    "tutorial": ("Export for the tutorial script", ".pth", "PyTorch state_dict (*.pth);;All files (*)"),
-    "onnx": ("Export as ONNX", ".onnx", "ONNX model (*.onnx);;All files (*)"),
-    "safetensors": ("Export as safetensors", ".safetensors", "safetensors (*.safetensors);;All files (*)"),
-}
 
 
 def describe(weights: LoadedWeights) -> str:
@@ -43,7 +35,7 @@ def describe(weights: LoadedWeights) -> str:
     return f"Weights: {weights.name} · {weights.arch} · {shown}"
 
 
-class MainWindow(ImageInputMixin, QMainWindow):
+class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
     """Constructible without an event loop; the model loads in a thread right after, see is_model_ready()."""
 
     model_ready = Signal()       # a model is in use: at startup, after Load weights, after training, after going back
@@ -269,115 +261,6 @@ class MainWindow(ImageInputMixin, QMainWindow):
         from core.predict import Predictor
 
         self._use(Predictor(weights))
-
-    def load_weights_file(self, path: str | Path) -> bool:
-        """The slot File > Load weights… (and a dropped .pt file) calls; a bad file shows why and keeps the current
-        model: nothing changes until the file is loaded and its predictor built."""
-        from core.predict import Predictor
-        from core.weights import WeightsError, load_weights
-
-        try:
-            predictor = Predictor(load_weights(path))
-        except WeightsError as exc:
-            self.show_message(f"Could not load the weights: {exc}. The current model stays in use.")
-            return False
-        except Exception as exc:  # any loader failure is one message; its traceback goes to the log
-            logging.getLogger(__name__).exception("loading weights from %s failed", path)
-            self.show_message(f"Could not load the weights from {Path(path).name} (unexpected {type(exc).__name__}: "
-                              f"{exc}). The current model stays in use.")
-            return False
-        self._previous = None
-        self.draw_tab.hide_notice()
-        self._use(predictor)
-        self.statusBar().showMessage(f"Loaded {predictor.weights.name}", 5000)
-        return True
-
-    @Slot()
-    def use_default_weights(self) -> bool:
-        from core import paths
-
-        return self.load_weights_file(paths.DEFAULT_WEIGHTS)
-
-    def save_weights_file(self, path: str | Path) -> bool:
-        """Save the weights in use (atomically) under a new name, which they then carry."""
-        from core.weights import WeightsError, save_weights
-
-        weights = self.current_weights()
-        if weights is None:
-            return False
-        try:  # refuses folders, pipes, devices, write-protected files and the shipped defaults; follows symlinks
-            path = save_weights(path, weights.model, weights.arch, weights.arch_args, weights.normalization,
-                                weights.settings, weights.metrics)
-        except WeightsError as exc:
-            self.show_message(f"Could not save the weights: {exc}.")
-            return False
-        except OSError as exc:
-            self.show_message(f"Could not save the weights to {path}: {exc.strerror or exc}")
-            return False
-        self._use_weights(replace(weights, path=path))  # the weights in use now carry the new name
-        self.statusBar().showMessage(f"Saved {Path(path).name}", 5000)
-        return True
-
-    def export_tutorial_file(self, path: str | Path) -> bool:
-        """Write a bare state_dict for the tutorial's own inference script (tutorial architecture only)."""
-        return self.export_file(path, "tutorial")
-
-    def export_file(self, path: str | Path, fmt: str) -> bool:
-        """Write the weights in use as `fmt` (tutorial, onnx or safetensors: see core.export); a failure shows why."""
-        from core.export import ExportError, export_onnx, export_safetensors
-        from core.weights import WeightsError, export_tutorial
-
-        weights = self.current_weights()
-        if weights is None:
-            return False
-        write = {"tutorial": export_tutorial, "onnx": export_onnx, "safetensors": export_safetensors}[fmt]
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # ONNX export takes a few seconds
-        try:
-            write(weights, path)
-        except (WeightsError, ExportError) as exc:
-            hint = (" Train with the \"tutorial\" preset to get weights its script can load."
-                    if fmt == "tutorial" and weights.arch != "tutorial" else "")
-            self.show_message(f"Could not export: {exc}.{hint}")
-            return False
-        except OSError as exc:
-            self.show_message(f"Could not write {path}: {exc.strerror or exc}")
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        done = "for the tutorial's script" if fmt == "tutorial" else f"as {fmt}"
-        self.statusBar().showMessage(f"Exported {Path(path).name} {done}", 5000)
-        return True
-
-    # ------------------------------------------------------------ dialogs (thin: they call the slots above)
-    @Slot()
-    def load_weights_dialog(self) -> None:
-        from core import paths
-
-        path, _ = QFileDialog.getOpenFileName(self, "Load weights", str(paths.user_weights_dir()), WEIGHTS_FILTER)
-        if path:
-            self.load_weights_file(path)
-
-    @Slot()
-    def save_weights_dialog(self) -> None:
-        from core import paths
-
-        weights = self.current_weights()
-        suggested = paths.user_weights_dir() / (weights.name if weights and weights.path else "weights.pt")
-        path, _ = QFileDialog.getSaveFileName(self, "Save weights as", str(suggested), WEIGHTS_FILTER)
-        if path:
-            self.save_weights_file(path)
-
-    @Slot()
-    def export_tutorial_dialog(self) -> None:
-        self.export_dialog("tutorial")
-
-    def export_dialog(self, fmt: str) -> None:
-        title, suffix, file_filter = EXPORT_DIALOGS[fmt]
-        weights = self.current_weights()
-        stem = "cnn_mnist" if fmt == "tutorial" or weights is None or weights.path is None else Path(weights.name).stem
-        path, _ = QFileDialog.getSaveFileName(self, title, stem + suffix, file_filter)
-        if path:
-            self.export_file(path, fmt)
 
     # ------------------------------------------------------------ messages
     def show_message(self, text: str, title: str = APP_TITLE,
