@@ -152,10 +152,9 @@ class ZoomView(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.text = QLabel("Click any feature map to see it large here.")
         self.text.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addWidget(self.text)
-        layout.addStretch(1)
+        layout = QHBoxLayout(self)  # side by side: the tab it lives in is wider than it is tall
+        layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.text, 1, Qt.AlignmentFlag.AlignTop)
         self.selected: tuple[int, int] | None = None  # (layer index, channel)
 
     def show_map(self, layer: "LayerMaps", channel: int) -> None:
