@@ -19,7 +19,7 @@ def add_explain_parser(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("explain", help="pictures of what the network sees in an image: feature maps, filters, "
                                        "which pixels decided the answer")
-    e.add_argument("image", metavar="IMAGE")
+    e.add_argument("image", metavar="IMAGE", help="the image to explain (any format Pillow reads)")
     e.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
     e.add_argument("--out", metavar="DIR", required=True,
                    help="folder for the PNGs and explain.json (created if missing)")
