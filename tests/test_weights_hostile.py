@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import core.weights
+import core.weights_checks
 from core import paths
 from core.models import build_model
 from core.weights import (
@@ -228,8 +229,13 @@ def test_huge_width_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
     rewrite(path, arch_args={"width": 512, "dropout": 0.1})  # allowed, but the file's tensors are width 2
     built = []
     real_build = core.weights.build_model
-    monkeypatch.setattr(core.weights, "build_model",
-                        lambda arch, **a: built.append(torch.get_default_device().type) or real_build(arch, **a))
+
+    def recording_build(arch, **args):
+        built.append(torch.get_default_device().type)
+        return real_build(arch, **args)
+
+    for module in (core.weights, core.weights_checks):  # the loader builds the model; the checks build its meta twin
+        monkeypatch.setattr(module, "build_model", recording_build)
     with pytest.raises(WeightsError, match=r"shapes don't match for 0\.weight"):
         load_weights(path)
     assert built == ["meta"]  # shapes compared on the meta device; nothing of width 512 was allocated
