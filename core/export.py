@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from core.weights import (FORMAT_TAG, FORMAT_VERSION, SAFETENSORS_FIELDS, LoadedWeights, WeightsError, _atomic_write,
+from core.atomic_files import atomic_write
+from core.weights import (FORMAT_TAG, FORMAT_VERSION, SAFETENSORS_FIELDS, LoadedWeights, WeightsError,
                           _same_file, check_save_target)
 
 ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch.onnx.export(..., dynamo=True) needs
@@ -67,7 +68,7 @@ def export_onnx(weights: LoadedWeights, out: Path | str) -> Path:
     proto.doc_string = f"digit-recognizer {weights.arch}: {FORMATS['onnx']}"
     for key, value in _metadata(weights).items():  # readable with onnx.load(...).metadata_props
         proto.metadata_props.add(key=key, value=value)
-    _atomic_write(proto.SerializeToString(), target)
+    atomic_write(proto.SerializeToString(), target)
     return Path(out)
 
 
@@ -78,7 +79,7 @@ def export_safetensors(weights: LoadedWeights, out: Path | str) -> Path:
 
     target = _export_target(weights, out)
     state = {k: v.detach().cpu().contiguous() for k, v in weights.model.state_dict().items()}
-    _atomic_write(save(state, metadata=_metadata(weights)), target)
+    atomic_write(save(state, metadata=_metadata(weights)), target)
     return Path(out)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from core import paths
+from core.atomic_files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -78,39 +78,14 @@ class SampleSet:
 
 
 # ---------------------------------------------------------------- writing files
-def _new_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _write_new(data: bytes, target: Path) -> bool:
-    """Write `data` to `target` atomically (temp file in the same folder, fsync, link) unless `target` exists.
-
-    Returns False, writing nothing, when the name is taken: a hard link never replaces a file, so two writers racing
-    for one name cannot overwrite each other.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    """Write `data` to `target` atomically unless `target` exists; False, writing nothing, when the name is taken
+    (a hard link never replaces a file, so two writers racing for one name cannot overwrite each other)."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, _new_file_mode())  # mkstemp makes 0600; samples are ordinary user files
-        try:
-            os.link(tmp_name, target)
-        except FileExistsError:
-            return False
-        except OSError:  # a filesystem without hard links (FAT, some network shares): check, then rename
-            if os.path.lexists(target):
-                return False
-            os.replace(tmp_name, target)
-        return True
-    finally:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        atomic_write(data, target, exclusive=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _write_unique(data: bytes, folder: Path, stem: str, suffix: str) -> Path:

@@ -8,7 +8,6 @@ import os
 import pickle
 import re
 import stat
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from core import paths
+from core.atomic_files import atomic_write
 from core.models import ARCHITECTURES, NO_NORMALIZATION, build_model
 from core.weights_checks import (  # noqa: F401 (WeightsError is part of this module's interface)
     WeightsError, check_arch_args, check_metadata, check_state)
@@ -106,7 +106,7 @@ def save_weights(path: Path | str, model: nn.Module, arch: str, arch_args: dict,
     """Write a weights file atomically onto `path` (see check_save_target: WeightsError for a refused target,
     OSError if writing fails, and then the old file is untouched). Returns the file written."""
     target = check_save_target(path)
-    _atomic_write(_serialize(_payload(model, arch, arch_args, normalization, settings, metrics)), target)
+    atomic_write(_serialize(_payload(model, arch, arch_args, normalization, settings, metrics)), target)
     return Path(path).expanduser()
 
 
@@ -131,7 +131,7 @@ def save_training_result(model: nn.Module, arch: str, arch_args: dict, normaliza
     if out is not None:
         try:
             target = check_save_target(out)
-            _atomic_write(data, target)
+            atomic_write(data, target)
             return SavedWeights(Path(out).expanduser())
         except (WeightsError, OSError) as exc:
             requested, reason = Path(out), _reason(exc)
@@ -141,7 +141,7 @@ def save_training_result(model: nn.Module, arch: str, arch_args: dict, normaliza
         for _ in range(100):  # another process may take a name between the choice and the write
             path = new_weights_path(stem, folder)
             try:
-                _atomic_write(data, path, exclusive=True)
+                atomic_write(data, path, exclusive=True)
                 return SavedWeights(path, requested, reason)
             except FileExistsError:
                 continue
@@ -177,47 +177,6 @@ def _serialize(obj) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
-
-
-def _atomic_write(data: bytes, target: Path, exclusive: bool = False) -> None:
-    """Temp file beside `target`, fsync, then os.replace (or, if `exclusive`, a hard link that fails with
-    FileExistsError rather than replace anything). The temp file goes on any failure, even Ctrl+C."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, _file_mode(target))  # mkstemp makes 0600; a weights file is meant to be shared
-        if not exclusive:
-            os.replace(tmp_name, target)
-            return
-        try:
-            os.link(tmp_name, target)  # atomic "create if absent"
-        except FileExistsError:
-            raise
-        except OSError:  # a file system without hard links
-            if os.path.lexists(target):
-                raise FileExistsError(target) from None
-            os.replace(tmp_name, target)
-            return
-        os.unlink(tmp_name)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _file_mode(path: Path) -> int:
-    """The replaced file's permissions, or the usual ones for a new file (0666 minus the umask)."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _same_file(a: Path | str | None, b: Path | str | None) -> bool:
@@ -377,7 +336,7 @@ def export_tutorial(weights: LoadedWeights, out: Path | str) -> Path:
     if _same_file(target, weights.path):
         raise WeightsError(f"{out} is the weights file being exported; choose another file, so the original stays")
     state = {k: v.detach().cpu().contiguous() for k, v in weights.model.state_dict().items()}
-    _atomic_write(_serialize(state), target)
+    atomic_write(_serialize(state), target)
     return Path(out)
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 import pytest
 import torch
 
+import core.atomic_files
 import core.weights
 import core.weights_checks
 from core import paths
@@ -152,14 +153,14 @@ def test_full_disk_reports_the_os_error_and_keeps_the_old_file(tmp_path, monkeyp
     path = tmp_path / "w.pt"
     save_tutorial(path)
     before = path.read_bytes()
-    real_mkstemp = core.weights.tempfile.mkstemp
+    real_mkstemp = core.atomic_files.tempfile.mkstemp
 
     def temp_file_on_a_full_disk(**kwargs):
         fd, name = real_mkstemp(**kwargs)  # the name is real (and must vanish); its writes go to /dev/full
         os.close(fd)
         return os.open("/dev/full", os.O_WRONLY), name
 
-    monkeypatch.setattr(core.weights.tempfile, "mkstemp", temp_file_on_a_full_disk)
+    monkeypatch.setattr(core.atomic_files.tempfile, "mkstemp", temp_file_on_a_full_disk)
     with pytest.raises(OSError) as raised:
         save_tutorial(path)
     assert raised.value.strerror == "No space left on device"
