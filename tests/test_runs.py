@@ -1,0 +1,141 @@
+"""Run records (core/runs.py): round trip, thinning, damaged files, deleting, and the records training writes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core import paths
+from core.runs import (MAX_CURVE_POINTS, RunError, RunRecorder, RunStore, runs_dir, thin_curve, training_metrics)
+
+
+def recorded_run(status: str = "completed", batches: int = 10, weights: Path | None = None,
+                 test_accuracy: float | None = 0.9745000004768372) -> RunRecorder:
+    recorder = RunRecorder("train", "cli", "quick-fastnet", {"preset": "quick", "arch": "fastnet", "epochs": 2,
+                                                              "lr": 1e-5}, "cpu", "fp32", 2)
+    for b in range(batches):
+        recorder.add_batch(64 * (b + 1), 2.3 / (b + 1), b / batches)
+    recorder.finish(status, {"test_accuracy": test_accuracy, "per_class_accuracy": [0.5] * 10}, weights)
+    return recorder
+
+
+def test_a_record_round_trips_with_rounded_numbers_and_exact_settings():
+    recorder = recorded_run()
+    assert recorder.saved == runs_dir() / f"{recorder.id}.json" and recorder.save_error is None
+    text = recorder.saved.read_text()
+    assert "0.9745," in text and "0.9745000004768372" not in text  # jsonout's 4 places
+    assert json.loads(text)["settings"]["lr"] == 1e-5  # settings are not rounded away
+    record = RunStore().load(recorder.id)
+    assert (record.kind, record.source, record.status, record.device, record.precision) == \
+        ("train", "cli", "completed", "cpu", "fp32")
+    assert record.curve["samples"] == [64 * (b + 1) for b in range(10)]
+    assert record.curve["loss"][0] == 2.3 and record.test_accuracy == 0.9745
+    assert record.started.startswith(recorder.started.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def test_a_long_run_is_thinned_to_the_limit_keeping_its_shape_and_last_batch():
+    n = 10_007
+    curve = {"samples": [32 * (i + 1) for i in range(n)], "batch": list(range(1, n + 1)),
+             "loss": [1.0 + (i % 2) for i in range(n)], "accuracy": [i / n for i in range(n)]}
+    thin = thin_curve(curve)
+    assert len(thin["loss"]) == MAX_CURVE_POINTS and all(len(v) == MAX_CURVE_POINTS for v in thin.values())
+    assert thin["samples"][-1] == 32 * n and thin["batch"][-1] == n  # the end of the run is the end of the curve
+    assert all(1.3 < loss < 1.7 for loss in thin["loss"])  # the alternating loss averaged, not sampled
+    assert thin["accuracy"] == sorted(thin["accuracy"])
+    recorder = RunRecorder("train", "gui", "x", {}, "cpu", "fp32", 1)
+    for i in range(n):
+        recorder.add_batch(curve["samples"][i], curve["loss"][i], curve["accuracy"][i])
+    recorder.finish("completed")
+    assert recorder.saved.stat().st_size < 150_000  # a long run's record stays small
+
+
+def test_listing_is_newest_first_and_skips_damaged_and_foreign_files_naming_them():
+    first, second = recorded_run(), recorded_run()
+    folder = runs_dir()
+    (folder / "notes.json").write_text("[1, 2]")
+    (folder / "20260101-000000-abcd.json").write_text('{"format": "digit-recognizer-run", "version": 1, "id": ')
+    (folder / "readme.txt").write_text("not a record")  # not .json: not even looked at
+    (folder / "20260101-000001-abcd.json").mkdir()
+    listing = RunStore().list()
+    assert [r.id for r in listing.runs] == [second.id, first.id]  # by start time, finer than the ids' seconds
+    reasons = {p.name: why for p, why in listing.skipped}
+    assert set(reasons) == {"notes.json", "20260101-000000-abcd.json", "20260101-000001-abcd.json"}
+    assert "not a run record" in reasons["notes.json"] and "not valid JSON" in reasons["20260101-000000-abcd.json"]
+    with pytest.raises(RunError, match="not valid JSON"):
+        RunStore().load("20260101-000000-abcd")
+
+
+def test_a_newer_record_from_a_later_run_sorts_first_even_within_one_second():
+    runs = [recorded_run() for _ in range(3)]
+    listed = RunStore().list().runs
+    assert [r.started_unix for r in listed] == sorted((r.started_unix for r in listed), reverse=True)
+    assert {r.id for r in listed} == {r.id for r in runs}
+
+
+def test_the_summary_says_what_the_table_shows_and_a_missing_weights_file():
+    weights = paths.user_weights_dir() / "quick-fastnet-1.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x" * 1234)
+    recorder = recorded_run(weights=weights)
+    summary = RunStore().list().runs[0]
+    assert (summary.preset, summary.arch, summary.epochs_planned, summary.test_accuracy) == ("quick", "fastnet", 2,
+                                                                                           0.9745)
+    assert summary.weights == str(weights.resolve()) and summary.weights_bytes == 1234 and summary.weights_exists
+    weights.unlink()
+    assert not RunStore().list().runs[0].weights_exists
+    assert RunStore().path_of(recorder.id[:-2]) == recorder.saved  # a unique prefix is enough
+
+
+def test_ids_are_checked_before_they_become_paths():
+    for bad in ("../../etc/passwd", "x.json", ""):
+        with pytest.raises(RunError, match="not a run id"):
+            RunStore().path_of(bad)
+    with pytest.raises(RunError, match="no run"):
+        RunStore().path_of("20000101")
+
+
+def test_delete_removes_the_record_and_only_our_own_weights_when_asked(tmp_path):
+    ours = paths.user_weights_dir() / "quick-fastnet-2.pt"
+    ours.parent.mkdir(parents=True)
+    ours.write_bytes(b"w")
+    elsewhere = tmp_path / "elsewhere.pt"
+    elsewhere.write_bytes(b"w")
+    store = RunStore()
+    kept = store.delete(recorded_run(weights=ours).id)  # not asked: the file stays
+    assert not kept.record.exists() and ours.exists() and kept.weights_removed is None
+    gone = store.delete(recorded_run(weights=ours).id, with_weights=True)
+    assert gone.weights_removed == ours.resolve() and not ours.exists()
+    outside = store.delete(recorded_run(weights=elsewhere).id, with_weights=True)
+    assert elsewhere.exists() and "outside" in outside.weights_kept
+    assert store.list().runs == []
+
+
+def test_delete_never_removes_the_shipped_default_weights(monkeypatch, tmp_path):
+    shipped = paths.user_weights_dir() / "default_weights.pt"  # even when it sits in the weights folder
+    shipped.parent.mkdir(parents=True)
+    shipped.write_bytes(b"w")
+    monkeypatch.setattr(paths, "DEFAULT_WEIGHTS", shipped)
+    deletion = RunStore().delete(recorded_run(weights=shipped).id, with_weights=True)
+    assert shipped.exists() and "never deleted" in deletion.weights_kept
+
+
+def test_a_record_that_cannot_be_written_does_not_break_the_run():
+    runs_dir().parent.mkdir(parents=True, exist_ok=True)
+    runs_dir().write_text("a file where the runs folder should be")
+    recorder = recorded_run()
+    assert recorder.saved is None and "could not be written" in recorder.save_error
+
+
+def test_training_records_its_curve_epochs_and_test_numbers(tiny_settings):
+    from core.training import train
+
+    recorder = RunRecorder.for_training(tiny_settings, "cli")
+    result = train(tiny_settings, on_batch=recorder.add_progress, on_epoch=recorder.add_epoch)
+    record = recorder.finish("completed", training_metrics(result))
+    assert record.device == "cpu" and record.precision in ("fp32", "bf16 autocast") and record.threads >= 1
+    assert len(record.curve["loss"]) == len(record.curve["batch"]) == 2 * 27  # every batch of both epochs
+    assert record.curve["samples"][-1] == 2 * 540  # both epochs of the 540 training images
+    assert [e["samples"] for e in record.epochs] == [540, 1080]
+    assert record.test_accuracy == result.test.accuracy and len(record.metrics["per_class_accuracy"]) == 10
+    assert RunStore().load(record.id).metrics["test_loss"] == pytest.approx(result.test.loss, abs=1e-4)
