@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from core import paths
-from core.runs import (MAX_CURVE_POINTS, RunError, RunRecorder, RunStore, runs_dir, thin_curve, training_metrics)
+from core.runs import (
+    MAX_CURVE_POINTS,
+    RunError,
+    RunRecorder,
+    RunStore,
+    runs_dir,
+    thin_curve,
+    training_metrics,
+)
 
 
 def recorded_run(status: str = "completed", batches: int = 10, weights: Path | None = None,
