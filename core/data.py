@@ -8,10 +8,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from core import paths
+from core.mnist_download import TIMEOUT, DownloadCancelled, Progress, download_mnist, mnist_sources
 
 # torchvision's file names; the ".gz" variants are accepted too.
 FILE_NAMES = {
@@ -71,12 +73,11 @@ def find_files(root: Path) -> dict[str, Path] | None:
     return None if any(p is None for p in found.values()) else found
 
 
-def _download(root: Path) -> None:
-    from torchvision import datasets
-
-    root.mkdir(parents=True, exist_ok=True)
-    for train in (True, False):
-        datasets.MNIST(str(root), train=train, download=True)
+def _download(root: Path, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+              timeout: float = TIMEOUT) -> None:
+    """The missing files into root/MNIST/raw (core.mnist_download: mirrors, MD5, progress, cancel)."""
+    missing = [name for name in ALL_FILE_NAMES if _find_file(root, name) is None]
+    download_mnist(root / "MNIST" / "raw", missing, progress, should_stop, timeout)
 
 
 _URLOPEN = re.compile(r"^<urlopen error (.*)>$")
@@ -84,8 +85,8 @@ _ERRNO = re.compile(r"^\[Errno -?\d+\] ")
 
 
 def _failure_reason(exc: BaseException) -> str:
-    """Why a download failed, in one line: the deepest exception in the chain that says something. torchvision puts
-    the reason on later lines ("Error downloading x.gz:\nTried URL, got:\n<urlopen error [Errno -2] Name or ...>")."""
+    """Why a download failed, in one line: the deepest exception in the chain that says something (a wrapper's
+    reason may sit on later lines: "Error downloading x.gz:\n<urlopen error [Errno -2] Name or ...>")."""
     chain: list[BaseException] = []
     while exc is not None and exc not in chain:
         chain.append(exc)
@@ -102,14 +103,29 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(chain[0]).__name__}: {first[0].rstrip(':')}" if first else type(chain[0]).__name__
 
 
+def _missing_message(root: Path, reason: str) -> str:
+    """One line: where we looked, why nothing was downloaded, which four files to get from where, where to put them."""
+    try:
+        mirrors = mnist_sources()[0]
+    except Exception:  # noqa: BLE001 - torchvision missing or broken: the message still says what to put where
+        mirrors = []
+    source = f" from {' or '.join(mirrors)}" if mirrors else ""
+    raw = root / "MNIST" / "raw"
+    return (f"MNIST not found in {root} (looked in {raw} and {root}); {reason}. "
+            f"Get the four files {', '.join(f'{n}.gz' for n in ALL_FILE_NAMES)}{source} and put them in {raw} "
+            "(as .gz or unpacked), or choose another data folder.")
+
+
 def _new_folders(root: Path) -> list[Path]:
     """The folders a download into `root` would create (torchvision's ROOT/MNIST/raw and any missing parents),
     deepest first."""
     return [p for p in (root / "MNIST" / "raw", root / "MNIST", root, *root.parents) if not p.exists()]
 
 
-def locate(root: Path | str | None = None, download: bool = True) -> dict[str, Path]:
-    """Find the four files, downloading them through torchvision if missing (online users)."""
+def locate(root: Path | str | None = None, download: bool = True, *, progress: Progress | None = None,
+           should_stop: Callable[[], bool] | None = None, timeout: float = TIMEOUT) -> dict[str, Path]:
+    """Find the four files, downloading the missing ones if `download` (online users). `progress(done_bytes,
+    total_bytes, file_name)` follows each file; `should_stop()` cancels (DataError, nothing half-written left)."""
     root = Path(root).expanduser() if root else paths.mnist_dir()
     try:
         (root / "MNIST" / "raw" / ALL_FILE_NAMES[0]).exists()  # the longest path looked up below
@@ -123,11 +139,14 @@ def locate(root: Path | str | None = None, download: bool = True) -> dict[str, P
     reason = "download not attempted"
     if download:
         new_folders = _new_folders(root)
+        cancelled = False
         try:
-            _download(root)
+            _download(root, progress=progress, should_stop=should_stop, timeout=timeout)
+        except DownloadCancelled:
+            cancelled = True
         except Exception as exc:  # network errors come in many types; all mean "not downloaded"
             reason = f"download failed: {_failure_reason(exc)}"
-        found = find_files(root)
+        found = None if cancelled else find_files(root)
         if found is not None:
             return found
         for folder in new_folders:  # only what this attempt made, and only while still empty
@@ -135,11 +154,9 @@ def locate(root: Path | str | None = None, download: bool = True) -> dict[str, P
                 folder.rmdir()
             except OSError:
                 pass
-    raise DataError(
-        f"MNIST not found in {root} (looked in {root / 'MNIST' / 'raw'} and {root}); "
-        f"expected the files {', '.join(ALL_FILE_NAMES)} (optionally .gz); {reason}. "
-        "Put the four files there or choose another data folder."
-    )
+        if cancelled:
+            raise DataError(f"the MNIST download into {root} was cancelled")
+    raise DataError(_missing_message(root, reason))
 
 
 def _read_into(f, size: int) -> tuple[bytearray, int]:

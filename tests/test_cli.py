@@ -53,7 +53,7 @@ def test_train_shows_the_running_training_accuracy_beside_the_loss(synthetic_mni
 def test_train_without_data_is_one_clear_line(tmp_path, capsys, monkeypatch):
     import core.data
 
-    monkeypatch.setattr(core.data, "_download", lambda root: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(core.data, "_download", lambda root, **_: (_ for _ in ()).throw(OSError("offline")))
     code, out, err = run_cli(capsys, "train", "--data", tmp_path / "nowhere", "--quiet")
     assert code == 1 and err.startswith("error: MNIST not found") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1

@@ -49,7 +49,7 @@ def test_flat_folder_of_gzipped_files_is_accepted(synthetic_mnist, tmp_path):
 
 
 def test_missing_files_name_folder_files_and_download_failure(tmp_path, monkeypatch):
-    def offline(root):
+    def offline(root, **_):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(core.data, "_download", offline)
@@ -62,8 +62,8 @@ def test_missing_files_name_folder_files_and_download_failure(tmp_path, monkeypa
 
 
 def test_download_is_tried_for_online_users(tmp_path, monkeypatch):
-    """When files are missing, torchvision's download is called and its files are then used."""
-    def fake_torchvision_download(root):  # stands in for the network: writes what torchvision would
+    """When files are missing, the download is called and its files are then used."""
+    def fake_download(root, **_):  # stands in for the network: writes what the mirrors would
         folder = root / "MNIST" / "raw"
         folder.mkdir(parents=True)
         for train, prefix in ((True, "train"), (False, "t10k")):
@@ -71,7 +71,7 @@ def test_download_is_tried_for_online_users(tmp_path, monkeypatch):
             write_idx(folder / f"{prefix}-images-idx3-ubyte", images)
             write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels)
 
-    monkeypatch.setattr(core.data, "_download", fake_torchvision_download)
+    monkeypatch.setattr(core.data, "_download", fake_download)
     monkeypatch.setattr(core.data, "EXPECTED_COUNTS", dict(SYNTHETIC_COUNTS))
     data = load_mnist(tmp_path / "fresh")
     assert len(data.test_images) == SYNTHETIC_COUNTS[False]

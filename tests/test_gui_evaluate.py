@@ -134,7 +134,7 @@ def test_tsne_map_arrives_in_the_background(qtbot, window):
 def test_missing_mnist_says_so_and_nothing_else_breaks(qtbot, window, tmp_path, monkeypatch):
     import core.data
 
-    monkeypatch.setattr(core.data, "_download", lambda root: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(core.data, "_download", lambda root, **_: (_ for _ in ()).throw(OSError("offline")))
     window.train_tab.form.set_data_folder(str(tmp_path / "nowhere"))
     tab = window.evaluate_tab
     assert tab.start_evaluation()

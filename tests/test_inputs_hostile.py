@@ -252,7 +252,7 @@ def test_failed_download_keeps_folders_that_existed_before(tmp_path, refusing_mi
 
 
 def test_download_failure_keeps_the_chained_cause(tmp_path, monkeypatch):
-    def offline(root):
+    def offline(root, **_):
         try:
             raise OSError("[Errno -2] Name or service not known")
         except OSError as exc:
