@@ -64,6 +64,7 @@ def _load_weights_or_default(path: str | None):
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from core.cli_download import locate_with_progress
     from core.data import DataError
     from core.training import TrainingError, preset, train
     from core.weights import WeightsError, check_save_target, save_training_result
@@ -81,6 +82,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             check_save_target(out)  # before training, so a bad --out costs nothing
         except WeightsError as exc:
             return _fail(f"--out: {exc}", EXIT_USAGE)
+    try:  # MNIST first: a download shows its own progress bar before training's
+        locate_with_progress(settings.data_dir, settings.download, args.quiet)
+    except DataError as exc:
+        return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
 
     bar = None
 
@@ -160,11 +165,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.cli_download import locate_with_progress
     from core.data import DataError
     from core.evaluation import evaluate_test_set
 
     weights = _load_weights_or_default(args.weights)
     try:
+        locate_with_progress(args.data)  # a download shows a progress bar on stderr
         ev = evaluate_test_set(weights, args.data).evaluation  # the Evaluate tab's computation
     except DataError as exc:
         return _fail(f"{exc} (--data DIR)", EXIT_FAILED)

@@ -180,3 +180,44 @@ def test_a_second_mirror_is_tried_when_the_first_fails(local_mirror, tmp_path, m
     resources = core.mnist_download.mnist_sources()[1]
     monkeypatch.setattr(core.mnist_download, "mnist_sources", lambda: (first_failing, resources))
     assert len(locate(tmp_path / "data")) == 4
+
+
+# ---------------------------------------------------------------- command line
+def test_cli_train_downloads_with_a_progress_bar_then_trains(local_mirror, tmp_path, capsys):
+    from core.cli import main
+
+    root = tmp_path / "data"
+    code = main(["train", "--arch", "tutorial", "--epochs", "1", "--batch-size", "50", "--data", str(root),
+                 "--out", str(tmp_path / "w.pt")])
+    _, err = capsys.readouterr()
+    assert code == 0 and (tmp_path / "w.pt").is_file()
+    bar = err.index("downloading train-images-idx3-ubyte.gz")
+    assert "100%" in err[bar:err.index("downloading train-labels")]  # the bar reached the end
+    assert bar < err.index("epoch 1/1")  # before training began
+    assert (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
+def test_cli_quiet_hides_the_download_bar(local_mirror, tmp_path, capsys):
+    from core.cli import main
+
+    code = main(["evaluate", "--data", str(tmp_path / "data"), "--json"])
+    assert code == 0 and "downloading t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
+    local_mirror.requests.clear()
+    code = main(["train", "--arch", "tutorial", "--epochs", "1", "--data", str(tmp_path / "other"), "--quiet",
+                 "--out", str(tmp_path / "w.pt")])
+    assert code == 0 and len(local_mirror.requests) == 4 and "downloading" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_cli_offline_is_one_line_once(command, tmp_path, capsys, monkeypatch):
+    from core.cli import main
+
+    url = refused_url()
+    monkeypatch.setattr(core.mnist_download, "mnist_sources", lambda: ([url], [(f"{n}.gz", "0" * 32)
+                                                                              for n in ALL_FILE_NAMES]))
+    root = tmp_path / "data"
+    code = main([command, "--data", str(root)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and err.count("MNIST not found") == 1
+    assert err.startswith("error: MNIST not found") and "Connection refused" in err and "Traceback" not in err
+    assert not root.exists()
