@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.calibration import temperature_of
 from core.preprocess import preprocess
 from core.weights import LoadedWeights, load_default_weights, load_weights
 
@@ -27,11 +28,13 @@ class Prediction:
 
 
 class Predictor:
-    """Wraps a loaded model in eval mode; thread-safe for reads (no_grad, no state changes)."""
+    """Wraps a loaded model in eval mode; thread-safe for reads (no_grad, no state changes). Probabilities are
+    calibrated by the temperature the weights file holds (core.calibration; 1.0 without one)."""
 
     def __init__(self, weights: LoadedWeights):
         self.weights = weights
         self.model = weights.model.eval()
+        self.temperature = temperature_of(weights.metrics)
 
     @classmethod
     def from_file(cls, path: Path | str | None = None) -> "Predictor":
@@ -40,8 +43,8 @@ class Predictor:
 
     @torch.no_grad()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """Softmax over the 10 digits for normalized inputs (N, 1, 28, 28) -> (N, 10)."""
-        return torch.softmax(self.model(batch), dim=1)
+        """Calibrated softmax over the 10 digits for normalized inputs (N, 1, 28, 28) -> (N, 10)."""
+        return torch.softmax(self.model(batch) / self.temperature, dim=1)
 
     def predict(self, image: Image.Image | np.ndarray) -> Prediction:
         return self.predict_many([image])[0]

@@ -119,6 +119,9 @@ def check_metadata(obj: dict, arch: str, name: str) -> tuple[tuple[float, float]
         value = metrics.get(key)
         if value is not None and not (type(value) in (int, float) and 0 <= value <= 1):
             raise WeightsError(f"{name}: its {key.replace('_', ' ')} must be a number from 0 to 1, not {value!r:.40}")
+    temperature = metrics.get("temperature")  # core.calibration's fitted softmax temperature
+    if temperature is not None and not (type(temperature) in (int, float) and 0.05 <= temperature <= 20):
+        raise WeightsError(f"{name}: its temperature must be a number from 0.05 to 20, not {temperature!r:.40}")
     created = obj.get("created")
     if created is not None and not isinstance(created, str):
         raise WeightsError(f"{name}: its creation time is a {type(created).__name__}, not a text")
