@@ -20,6 +20,7 @@ from gui.background import BackgroundTask
 from gui.confusion_matrix import ConfusionMatrix
 from gui.embedding_map import EmbeddingMap
 from gui.gallery import Gallery
+from gui.mnist_download import ensure_mnist
 
 if TYPE_CHECKING:
     from core.embedding import Projection
@@ -167,6 +168,8 @@ class EvaluateTab(QWidget):
         """Evaluate the weights in use in the worker thread; False when busy or no model."""
         if self._predictor is None or self._task.is_running():
             return False
+        if not ensure_mnist(self, self._data_dir(), self.start_evaluation):
+            return False  # MNIST is being downloaded (gui/mnist_download.py): evaluation starts when it is there
         weights = self._predictor.weights
         private = replace(weights, model=copy.deepcopy(weights.model))  # the Draw tab keeps using the original
         data_dir = self._data_dir()

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QProgress
 
 from gui.background import BackgroundTask
 from gui.loss_chart import LossChart
+from gui.mnist_download import ensure_mnist
 from gui.train_form import TrainForm
 from gui.train_worker import TrainOutcome, TrainProgress, TrainWorker
 
@@ -128,6 +129,8 @@ class TrainTab(QWidget):
         except TrainingError as exc:
             self._show_failure(str(exc))
             return False
+        if not ensure_mnist(self, settings.data_dir, self.start_training, settings.download):
+            return False  # MNIST is being downloaded (gui/mnist_download.py): training starts when it is there
         self._stop_event = threading.Event()
         worker = TrainWorker(settings, paths.user_weights_dir(), self._stop_event)
 

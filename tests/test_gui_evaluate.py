@@ -131,15 +131,19 @@ def test_tsne_map_arrives_in_the_background(qtbot, window):
     assert tab.map.point_count() == 200
 
 
-def test_missing_mnist_says_so_and_nothing_else_breaks(qtbot, window, tmp_path, monkeypatch):
+def test_missing_mnist_says_so_once_and_nothing_else_breaks(qtbot, window, tmp_path, monkeypatch):
     import core.data
+    from gui.mnist_download import MnistDownloadDialog
 
     monkeypatch.setattr(core.data, "_download", lambda root, **_: (_ for _ in ()).throw(OSError("offline")))
     window.train_tab.form.set_data_folder(str(tmp_path / "nowhere"))
     tab = window.evaluate_tab
-    assert tab.start_evaluation()
-    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=TIMEOUT)
-    assert "MNIST not found" in tab.status.text() and "Could not evaluate" in tab.status.text()
+    status = tab.status.text()
+    assert not tab.start_evaluation()  # the download dialog comes first (tests/test_gui_download.py)
+    (dialog,) = tab.findChildren(MnistDownloadDialog)
+    qtbot.waitUntil(lambda: not dialog.is_downloading(), timeout=TIMEOUT)
+    assert "MNIST not found" in dialog.message.text() and "offline" in dialog.message.text()
+    assert tab.status.text() == status and window.last_message() is None  # said once, in the dialog
     assert tab.report() is None and tab.evaluate_button.isEnabled()
     window.tabs.setCurrentWidget(window.draw_tab)
     draw(window.draw_tab.pad, [[(0.5, 0.15), (0.5, 0.85)]])

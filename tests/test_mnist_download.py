@@ -22,7 +22,7 @@ class LocalMirror:
 
     def __init__(self, files: dict[str, bytes]):
         self.files = files
-        self.mode = "ok"  # "ok", "corrupt" (wrong bytes for the MD5), "hang" (headers, then silence)
+        self.mode = "ok"  # "ok", "corrupt" (wrong bytes for the MD5), "hang" (headers, then silence), "slow"
         self.requests: list[str] = []
         self.release = threading.Event()  # ends a hanging answer at teardown
         mirror = self
@@ -44,7 +44,11 @@ class LocalMirror:
                     self.wfile.flush()
                     mirror.release.wait(30)
                     return
-                self.wfile.write(body)
+                step = 16 * 1024 if mirror.mode == "slow" else len(body)
+                for start in range(0, len(body), step):  # "slow": 16 KB every 20 ms, so a Cancel lands mid-file
+                    self.wfile.write(body[start:start + step])
+                    if mirror.mode == "slow" and not mirror.release.wait(0.02):
+                        self.wfile.flush()
 
             def log_message(self, *args):  # quiet test output
                 pass
