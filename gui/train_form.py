@@ -49,7 +49,7 @@ class TrainForm(QWidget):
         self.preset = QComboBox()
         self.preset.setToolTip("Starting settings: tutorial = the tutorial's exact recipe; quick = 99.2% "
                                "in under a minute; best = the shipped default weights' recipe (slow on a CPU). "
-                               "Changing any field below makes it \"custom\".")
+                               "Changing any field below makes it custom, shown as \"custom (from quick)\".")
         self.preset_description = QLabel()
         self.preset_description.setObjectName("presetDescription")
         self.preset_description.setWordWrap(True)
@@ -257,9 +257,12 @@ class TrainForm(QWidget):
         return replace(shown, preset=preset_name(shown, self._base.preset))
 
     def _show_preset(self, name: str) -> None:
-        """Select `name` in the preset box and describe it; "custom" says which preset it came from and what changed."""
-        self.preset.setCurrentIndex(self.preset.findText(name))
+        """Select `name` in the preset box and describe it; "custom" says which preset it came from ("custom (from
+        quick)", in the box too) and what changed."""
         base = self._base.preset if self._base is not None else CUSTOM
+        custom = self.preset.count() - 1  # the last item; its text names the preset the edits started from
+        self.preset.setItemText(custom, f"{CUSTOM} (from {base})" if name == CUSTOM and base in PRESETS else CUSTOM)
+        self.preset.setCurrentIndex(custom if name == CUSTOM else self.preset.findText(name))
         if name != CUSTOM or base not in PRESETS:
             self.preset_description.setText(PRESET_DESCRIPTIONS[name])
             return
@@ -276,7 +279,8 @@ class TrainForm(QWidget):
 
     def custom_origin(self) -> str | None:
         """The preset the shown custom settings came from ("custom (from quick)"), or None."""
-        if self.preset.currentText() != CUSTOM or self._base is None or self._base.preset not in PRESETS:
+        is_custom = self.preset.currentIndex() == self.preset.count() - 1
+        if not is_custom or self._base is None or self._base.preset not in PRESETS:
             return None
         return self._base.preset
 

@@ -286,7 +286,7 @@ def test_choosing_a_preset_fills_the_form_and_an_edit_makes_it_custom(window):
     assert form.optimizer.currentText() == "adam" and not form.augment.isChecked() and form.val_share.value() == 0
     assert form.settings().preset == "tutorial"
     form.epochs.setValue(3)
-    assert form.preset.currentText() == "custom" and form.settings().preset == "custom"
+    assert form.preset.currentText() == "custom (from tutorial)" and form.settings().preset == "custom"
     form.epochs.setValue(1)
     assert form.preset.currentText() == "tutorial"  # back to the preset's values: its name again
 

@@ -70,13 +70,28 @@ def test_the_description_follows_the_preset_and_custom_says_where_from_and_what_
     assert len(set(texts.values())) == len(PRESETS) and "label smoothing" in texts["quick"]
     form.preset.setCurrentText("quick")
     form.epochs.setValue(3)
-    assert form.preset.currentText() == "custom" and form.custom_origin() == "quick"
+    assert form.preset.currentText() == "custom (from quick)" and form.custom_origin() == "quick"
     assert form.preset_description.text().startswith("custom (from quick)")
     assert "epochs 1 → 3" in form.preset_description.text()
     assert form.settings().preset == "custom"  # the stored name stays core.settings' rule
     form.epochs.setValue(1)
     assert form.preset.currentText() == "quick" and form.custom_origin() is None
     assert form.preset_description.text() == texts["quick"]
+
+
+def test_the_preset_box_names_the_origin_of_a_custom_run_and_picking_a_preset_restores_it(form, qtbot):
+    form.show()
+    form.preset.setCurrentText("tutorial")
+    form.lr.setValue(0.005)
+    assert form.preset.currentText() == "custom (from tutorial)"
+    form.preset.setCurrentText("quick")  # picked again from the box
+    assert form.preset.currentText() == "quick" and form.settings().preset == "quick"
+    assert form.preset.itemText(form.preset.count() - 1) == "custom"  # no stale origin left in the list
+    assert form.arch.currentText() == "fastnet" and form.lr.value() == 0.01  # quick's own values are back
+    form.batch_size.setValue(form.batch_size.value() * 2)
+    assert form.preset.currentText() == "custom (from quick)"
+    box = form.preset
+    assert box.width() >= box.fontMetrics().horizontalAdvance(box.currentText())  # the box is not cut off
 
 
 def test_advanced_section_shows_and_edits_schedule_decay_smoothing_and_strength(form, qtbot):
