@@ -1,4 +1,4 @@
-"""The headless command line: train, predict, evaluate, export, summary, explain, finetune (`main.py CMD --help`)."""
+"""The headless command line: train, predict, evaluate, export, summary, explain, finetune, runs (`main.py CMD --help`)."""
 from __future__ import annotations
 
 import argparse
@@ -87,10 +87,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DataError as exc:
         return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
 
+    from core.run_recorder import RunRecorder, training_metrics
+
+    recorder = RunRecorder.for_training(settings, "cli")  # the run's record, written once when it ends
     bar = None
 
     def on_batch(p):
         nonlocal bar
+        recorder.add_progress(p)
         if bar is None:
             bar = tqdm(total=p.total_batches, unit="batch", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
         bar.update(1)
@@ -99,6 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             accuracy=f"{100 * p.running_accuracy:.1f}%", refresh=False)
 
     def on_epoch(e):
+        recorder.add_epoch(e)
         if not args.quiet:
             tqdm.write(f"epoch {e.epoch + 1}/{settings.epochs}: train loss {e.train_loss:.4f}, "
                        f"train accuracy {_percent(e.train_accuracy)}, "
@@ -110,8 +115,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DataError as exc:
         return _fail(f"{exc} (--data DIR)", EXIT_FAILED)
     except TrainingError as exc:  # core messages name no flags: point at ours
+        if recorder.samples_done:  # it had begun (e.g. the loss diverged): a failed run is kept with its curve
+            recorder.finish("failed", {"epochs_completed": len(recorder.epochs)}, message=str(exc))
         return _fail(f"{exc} (--device)" if exc.setting == "device" else str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl+C: the run is kept as stopped, without weights
+        recorder.finish("stopped", {"epochs_completed": len(recorder.epochs)},
+                        message="interrupted (Ctrl+C); no weights were saved")
         return _fail("interrupted; no weights were saved", 130)
     finally:
         if bar is not None:
@@ -120,10 +129,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved = save_training_result(result.model, settings.arch, result.arch_args, result.normalization,
                                      settings.to_dict(), result.metrics, out, f"{settings.preset}-{settings.arch}")
     except WeightsError as exc:
+        recorder.finish("failed", training_metrics(result), message=f"trained, but {exc}")
         return _fail(f"trained, but {exc}", EXIT_FAILED)
     except KeyboardInterrupt:  # the save is atomic: the target is either whole or untouched
         return _fail("interrupted while saving; no weights were saved", 130)
     out = saved.path
+    recorder.finish("completed", training_metrics(result), out)
     if saved.fell_back:  # the file asked for could not be written: the weights are kept, and the exit says so
         _fail(f"could not save to {saved.requested} ({saved.reason}); the weights were saved to {out} instead",
               EXIT_FAILED)
@@ -135,6 +146,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"test accuracy {_percent(result.test.accuracy)} (val {_percent(result.val_accuracy)}) "
               f"after {len(result.epochs)} epoch(s) in {result.seconds:.1f} s; weights saved to {out}")
+    if recorder.saved is not None and not args.json:
+        print(f"run {recorder.id} recorded (python main.py runs show {recorder.id})")
+    elif recorder.save_error:
+        print(f"note: {recorder.save_error}", file=sys.stderr)
     return EXIT_FAILED if saved.fell_back else EXIT_OK
 
 
@@ -224,6 +239,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from core.cli_explain import add_explain_parser
     from core.cli_finetune import add_finetune_parser
+    from core.cli_runs import add_runs_parser
     from core.models import ARCHITECTURES
     from core.training import DEVICES, OPTIMIZERS, PRECISIONS, PRESETS
 
@@ -292,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_summary)
     add_explain_parser(sub)   # core/cli_explain.py
     add_finetune_parser(sub)  # core/cli_finetune.py
+    add_runs_parser(sub)      # core/cli_runs.py
     return parser
 
 

@@ -49,10 +49,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for path, reason in samples.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
 
+    from core.run_recorder import RunRecorder, finetune_metrics
+
+    settings = finetune_settings(base.arch, **({"seed": args.seed} if args.seed is not None else {}))
+    recorder = RunRecorder.for_finetune(settings, base.name, base.arch, "cli")  # written once, when it ends
     bar = None
 
     def on_progress(p) -> None:
         nonlocal bar
+        recorder.add_step(p)
         if bar is None:
             from tqdm import tqdm
 
@@ -60,12 +65,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
 
-    settings = finetune_settings(base.arch, **({"seed": args.seed} if args.seed is not None else {}))
     try:
         result = finetune(base, samples, settings, data_dir=args.data, download=args.download, on_progress=on_progress)
     except FinetuneError as exc:
         return _fail(str(exc), EXIT_FAILED)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl+C: the run is kept as stopped, without weights
+        recorder.finish("stopped", message="interrupted (Ctrl+C); no weights were saved")
         return _fail("interrupted; no weights were saved", 130)
     finally:
         if bar is not None:
@@ -75,7 +80,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except FinetuneError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except WeightsError as exc:
+        recorder.finish("failed", finetune_metrics(result), message=f"fine-tuned, but {exc}")
         return _fail(f"fine-tuned, but {exc}", EXIT_FAILED)
+    recorder.finish("completed", finetune_metrics(result), written, message="; ".join(result.notes) or None)
     status = EXIT_OK if out is None or written == out else EXIT_FAILED  # saved, but not where --out said
 
     for note in result.notes:

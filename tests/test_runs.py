@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 
 from core import paths
-from core.runs import (
-    MAX_CURVE_POINTS,
-    RunError,
-    RunRecorder,
-    RunStore,
-    runs_dir,
-    thin_curve,
-    training_metrics,
-)
+from core.run_recorder import RunRecorder, thin_curve, training_metrics
+from core.runs import MAX_CURVE_POINTS, RunError, RunStore, runs_dir
 
 
 def recorded_run(status: str = "completed", batches: int = 10, weights: Path | None = None,
@@ -147,3 +140,115 @@ def test_training_records_its_curve_epochs_and_test_numbers(tiny_settings):
     assert [e["samples"] for e in record.epochs] == [540, 1080]
     assert record.test_accuracy == result.test.accuracy and len(record.metrics["per_class_accuracy"]) == 10
     assert RunStore().load(record.id).metrics["test_loss"] == pytest.approx(result.test.loss, abs=1e-4)
+
+
+# ---------------------------------------------------------------- the command line
+def run_cli(capsys, *argv):
+    from core.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cli_run(synthetic_mnist, tmp_path, capsys):
+    """`train` from the command line: its --json report and the record it wrote."""
+    code, out, err = run_cli(capsys, "train", "--arch", "tutorial", "--epochs", "2", "--batch-size", "20",
+                             "--data", synthetic_mnist, "--out", tmp_path / "cli.pt", "--json", "--quiet")
+    assert code == 0, err
+    return json.loads(out), RunStore().list().runs
+
+
+def test_cli_train_writes_a_record_the_store_lists(cli_run, tmp_path):
+    report, runs = cli_run
+    assert len(runs) == 1
+    run = runs[0]
+    assert (run.kind, run.source, run.status, run.epochs_done, run.epochs_planned) == ("train", "cli", "completed", 2, 2)
+    assert run.weights == str((tmp_path / "cli.pt").resolve()) and run.weights_exists
+    assert run.test_accuracy == report["test_accuracy"]  # both rounded to 4 places from the same number
+    record = RunStore().load(run.id)
+    assert len(record.curve["loss"]) == 2 * 30 and len(record.epochs) == 2  # quick holds nothing out: 600 images
+
+
+def test_runs_json_contract(cli_run, capsys):
+    _, runs = cli_run
+    (runs_dir() / "junk.json").write_text("{")
+    code, out, _ = run_cli(capsys, "runs", "--json")
+    report = json.loads(out)
+    assert code == 0 and set(report) == {"runs", "skipped"}
+    assert set(report["runs"][0]) == {"id", "kind", "source", "status", "name", "started", "started_unix", "seconds",
+                                      "device", "precision", "preset", "arch", "epochs_done", "epochs_planned",
+                                      "test_accuracy", "weights", "weights_bytes", "weights_exists", "path"}
+    assert report["runs"][0]["id"] == runs[0].id and report["skipped"][0]["path"].endswith("junk.json")
+    assert report["runs"][0]["seconds"] == round(report["runs"][0]["seconds"], 2)
+    code, out, _ = run_cli(capsys, "runs", "show", runs[0].id, "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["id"] == runs[0].id and len(shown["curve"]["samples"]) == 2 * 30
+
+
+def test_runs_list_show_and_delete_in_words(cli_run, tmp_path, capsys):
+    _, runs = cli_run
+    run_id = runs[0].id
+    code, out, err = run_cli(capsys, "runs")
+    assert code == 0 and run_id in out and "completed" in out and "cli.pt" in out and err == ""
+    code, out, _ = run_cli(capsys, "runs", "show", run_id[:15])  # a unique start of the id is enough
+    assert code == 0 and "epoch 2:" in out and "test accuracy" in out and "per digit" in out
+    code, out, err = run_cli(capsys, "runs", "delete", run_id, "--with-weights")
+    assert code == 0 and "deleted the record" in out
+    assert (tmp_path / "cli.pt").exists() and "outside the app's weights folder" in err  # not ours to delete
+    assert RunStore().list().runs == []
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    (["runs", "show", "../x"], 2, "not a run id"),
+    (["runs", "show", "20000101-000000-abcd"], 1, "no run"),
+    (["runs", "delete", "20000101"], 1, "no run"),
+])
+def test_runs_errors_are_one_line(capsys, argv, status, message):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == status and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_cli_training_records_a_stopped_run_without_weights(synthetic_mnist, capsys, monkeypatch):
+    import core.training
+
+    real_train = core.training.train
+
+    def interrupted_train(settings, on_batch=None, on_epoch=None, should_stop=None, data=None):
+        def on_batch_then_ctrl_c(progress):
+            on_batch(progress)
+            if progress.batches_done == 5:
+                raise KeyboardInterrupt
+        return real_train(settings, on_batch=on_batch_then_ctrl_c, on_epoch=on_epoch)
+
+    monkeypatch.setattr(core.training, "train", interrupted_train)
+    code, _, err = run_cli(capsys, "train", "--arch", "tutorial", "--epochs", "1", "--batch-size", "20",
+                           "--data", synthetic_mnist, "--quiet")
+    assert code == 130 and "interrupted" in err
+    run = RunStore().list().runs[0]
+    assert run.status == "stopped" and run.weights is None and run.test_accuracy is None
+    assert len(RunStore().load(run.id).curve["loss"]) == 5
+
+
+def test_cli_finetune_writes_a_record(synthetic_mnist, tmp_path, capsys, monkeypatch):
+    import core.finetune
+    from core.models import build_model
+    from core.weights import save_weights
+    from tests.test_samples import write_image_folder
+
+    monkeypatch.setitem(core.finetune.ARCH_RECIPES, "tutorial", {"steps": 12, "lr": 3e-3})  # the recipe, shortened
+    base_path = save_weights(tmp_path / "tiny.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0), {"preset": "quick"},
+                             {"test_accuracy": None})
+    samples = write_image_folder(tmp_path / "mine", per_digit=3)
+    code, out, err = run_cli(capsys, "finetune", samples, "--weights", base_path, "--data", synthetic_mnist, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    run = RunStore().list().runs[0]
+    assert (run.kind, run.source, run.status, run.preset, run.arch) == ("finetune", "cli", "completed", "fine-tuned",
+                                                                        "tutorial")
+    assert run.weights == str(Path(report["weights"]).resolve()) and run.name == "fine-tuned tiny.pt"
+    record = RunStore().load(run.id)
+    assert record.settings["steps"] == 12 and len(record.curve["loss"]) == 12
+    assert record.curve["samples"][-1] == 12 * record.settings["batch_size"]
+    assert record.metrics["test_accuracy"] == report["mnist_test"]["after"]
