@@ -13,6 +13,7 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 
 from core import augment as augmentation
+from core.autotune import ThreadTuner, measured_autocast_dtype
 from core import pen_digits
 from core.data import MnistData, load_mnist, to_float
 from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model
@@ -116,6 +117,8 @@ class TrainResult:
     test: Evaluation | None             # None when stopped early
     stopped: bool
     seconds: float
+    precision: str = "fp32"             # what ran: "bf16" (autocast) or "fp32"; "auto" resolved by measurement
+    threads: int | None = None          # torch threads at the end (CPU); chosen by timing unless set
 
     @property
     def metrics(self) -> dict:
@@ -286,6 +289,10 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
     amp_dtype = autocast_dtype(settings.precision, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if settings.precision == "auto" and amp_dtype is not None:  # native bf16 here: still slower for some nets
+        amp_dtype = measured_autocast_dtype(model, settings.batch_size, device, channels_last)
+    # "threads: default" on a CPU: the count is chosen by timing batches (a busy core or a tiny net needs fewer)
+    tuner = ThreadTuner(torch.get_num_threads()) if settings.threads is None and device.type == "cpu" else None
     optimizer = _make_optimizer(settings, model)
     batches_per_epoch = math.ceil((len(data.train_images) + settings.synthetic_digits) / settings.batch_size)
     total_batches = batches_per_epoch * settings.epochs
@@ -336,6 +343,8 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
             correct += batch_correct
             seen += len(idx)
             samples_done += len(idx)
+            if tuner is not None:
+                tuner.batch_done(len(idx))
             if on_batch is not None:
                 on_batch(BatchProgress(epoch, batch, batches_per_epoch, total_batches, loss_value,
                                        batch_correct / len(idx), correct / seen, samples_done,
@@ -352,4 +361,6 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
     test = None if stopped else evaluate(model, data.test_images, data.test_labels, normalization, device)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     return TrainResult(model, settings, args, normalization, epochs,
-                       epochs[-1].val_accuracy if epochs else None, test, stopped, time.perf_counter() - started)
+                       epochs[-1].val_accuracy if epochs else None, test, stopped, time.perf_counter() - started,
+                       "bf16" if amp_dtype is not None else "fp32",
+                       torch.get_num_threads() if device.type == "cpu" else None)

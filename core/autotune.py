@@ -1,0 +1,128 @@
+"""Choices made by timing real work: torch's thread count while training, and the precision "auto" means."""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ThreadTuner:
+    """Times real training batches at a few thread counts and keeps the fastest, re-checking now and then.
+
+    Why: all cores is not always fastest. With one other busy program on a 2-core laptop, one of two threads
+    shares its core, every parallel op waits for that slow half, and training ran ~2.7x slower than idle where
+    one thread alone runs at its idle speed. A tiny net spends more on waking threads than it gains from them.
+    Load changes during a run (a browser starts), so the choice is checked again, less often while it holds.
+    """
+
+    WARMUP = 6              # batches before the first timing: allocator and oneDNN caches settle
+    SETTLE = 2              # batches after a switch that are not timed (the pool wakes or parks)
+    WINDOW = 16             # timed batches per candidate; their median per-sample time is its cost
+    MARGIN = 0.05           # another count must be this much faster to replace the current one
+    FIRST_RECHECK = 200     # batches between sweeps, doubled each time the choice holds...
+    LONGEST_RECHECK = 1600  # ...up to this
+
+    def __init__(self, max_threads: int, clock: Callable[[], float] = time.perf_counter,
+                 set_threads: Callable[[int], None] = torch.set_num_threads):
+        self.candidates = sorted({max_threads, max_threads - 1, max_threads // 2, 1} - {0}, reverse=True)
+        self.best = max_threads
+        self.history: list[tuple[int, dict[int, float]]] = []  # (batch index, {threads: seconds per sample})
+        self._clock, self._set = clock, set_threads
+        self._batch = 0
+        self._last = None                   # clock at the previous batch's end
+        self._next_sweep = self.WARMUP if len(self.candidates) > 1 else None
+        self._interval = self.FIRST_RECHECK
+        self._plan: list[int] = []          # candidates still to time in this sweep
+        self._current: int | None = None    # the candidate being timed
+        self._since_switch = 0
+        self._times: list[float] = []
+        self._costs: dict[int, float] = {}
+
+    @property
+    def threads(self) -> int:
+        return self._current if self._current is not None else self.best
+
+    def batch_done(self, samples: int) -> None:
+        """Call after every training batch with its size; switches the thread count between batches."""
+        now = self._clock()
+        seconds, self._last = (None if self._last is None else now - self._last), now
+        self._batch += 1
+        if self._current is not None:
+            self._since_switch += 1
+            if self._since_switch > self.SETTLE and seconds is not None:
+                self._times.append(seconds / max(samples, 1))
+            if len(self._times) >= self.WINDOW:
+                self._costs[self._current] = statistics.median(self._times)
+                self._next_candidate()
+        elif self._next_sweep is not None and self._batch >= self._next_sweep:
+            # the current choice first, so it is timed under the same conditions as the others
+            self._plan, self._costs = [self.best] + [c for c in self.candidates if c != self.best], {}
+            self._next_candidate()
+
+    def _next_candidate(self) -> None:
+        if self._plan:
+            self._current, self._since_switch, self._times = self._plan.pop(0), 0, []
+            self._set(self._current)
+            return
+        fastest = min(self._costs, key=self._costs.get)
+        changed = self._costs[fastest] < self._costs[self.best] * (1 - self.MARGIN)
+        if changed:
+            self.best = fastest
+        self.history.append((self._batch, dict(self._costs)))
+        self._interval = self.FIRST_RECHECK if changed else min(2 * self._interval, self.LONGEST_RECHECK)
+        self._next_sweep = self._batch + self._interval
+        self._current = None
+        self._set(self.best)
+
+
+# (device type, model class, parameter count, batch size, threads) -> the chosen dtype (None: fp32)
+_PRECISION_CHOICES: dict[tuple, torch.dtype | None] = {}
+BF16_MARGIN = 0.07  # bf16 must be this much faster than fp32 to be chosen: a tie stays in full precision
+
+
+def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None) -> float:
+    """Wall seconds of one forward + backward pass (no optimizer step: the weights never change)."""
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    sync()
+    return time.perf_counter() - start
+
+
+def measured_autocast_dtype(model: nn.Module, batch_size: int, device: torch.device,
+                            channels_last: bool, rounds: int = 6) -> torch.dtype | None:
+    """bfloat16 when a bf16 step of this model and batch size is measurably faster than fp32 here, else None.
+
+    Run only where the hardware has bf16 (elsewhere bf16 is emulated and always slower). Timed on a copy with
+    random inputs, fp32 and bf16 steps interleaved so that load changes hit both; the global RNG is restored,
+    so a seeded run trains the same whether or not the probe ran. The answer is remembered for the process."""
+    params = sum(p.numel() for p in model.parameters())
+    key = (device.type, type(model).__name__, params, batch_size, torch.get_num_threads())
+    if key in _PRECISION_CHOICES:
+        return _PRECISION_CHOICES[key]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 1, 28, 28, generator=generator).to(device)  # (B, 1, 28, 28)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        probe = copy.deepcopy(model).train()
+        times: dict[torch.dtype | None, list[float]] = {None: [], torch.bfloat16: []}
+        for round_ in range(rounds + 2):  # the first two rounds warm up each path and are not counted
+            for dtype in ((None, torch.bfloat16) if round_ % 2 else (torch.bfloat16, None)):
+                seconds = _step_seconds(probe, x, y, dtype)
+                if round_ >= 2:
+                    times[dtype].append(seconds)
+    fp32, bf16 = statistics.median(times[None]), statistics.median(times[torch.bfloat16])
+    choice = torch.bfloat16 if bf16 < fp32 * (1 - BF16_MARGIN) else None
+    _PRECISION_CHOICES[key] = choice
+    return choice

@@ -1,0 +1,95 @@
+"""The thread tuner keeps the fastest count it timed; "auto" precision is chosen by a probe that changes nothing."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from core.autotune import ThreadTuner, measured_autocast_dtype
+from core.models import build_model
+
+
+class FakeMachine:
+    """A clock where a batch takes `cost[threads]` seconds per sample at the thread count last set."""
+
+    def __init__(self, cost: dict[int, float]):
+        self.cost, self.now, self.threads, self.switches = cost, 0.0, max(cost), []
+
+    def set_threads(self, n: int) -> None:
+        self.threads = n
+        self.switches.append(n)
+
+    def run(self, tuner: ThreadTuner, batches: int, samples: int = 64) -> None:
+        for _ in range(batches):
+            self.now += self.cost[self.threads] * samples
+            tuner.batch_done(samples)
+
+
+def tuner_on(machine: FakeMachine) -> ThreadTuner:
+    return ThreadTuner(max(machine.cost), clock=lambda: machine.now, set_threads=machine.set_threads)
+
+
+def test_one_thread_is_kept_when_the_second_core_is_busy():
+    machine = FakeMachine({2: 2.7e-4, 1: 1.3e-4})  # 2 threads share a core with another program
+    tuner = tuner_on(machine)
+    machine.run(tuner, 100)
+    assert tuner.best == 1 and machine.threads == 1
+    assert tuner.history[0][1][2] > tuner.history[0][1][1]
+
+
+def test_all_threads_are_kept_on_an_idle_machine_and_rechecks_grow_rarer():
+    machine = FakeMachine({2: 1.0e-4, 1: 1.4e-4})
+    tuner = tuner_on(machine)
+    machine.run(tuner, 1500)
+    assert tuner.best == 2 and machine.threads == 2
+    sweeps = [batch for batch, _ in tuner.history]
+    assert len(sweeps) >= 3 and sweeps[2] - sweeps[1] > sweeps[1] - sweeps[0]  # the interval doubles while it holds
+    timed_at_one = sum(1 for n in machine.switches if n == 1)
+    assert timed_at_one == len(sweeps)  # one short window per sweep away from the best
+
+
+def test_a_load_that_starts_mid_run_is_noticed():
+    machine = FakeMachine({2: 1.0e-4, 1: 1.4e-4})
+    tuner = tuner_on(machine)
+    machine.run(tuner, 300)
+    assert tuner.best == 2
+    machine.cost = {2: 2.7e-4, 1: 1.4e-4}  # a browser starts
+    machine.run(tuner, 1700)
+    assert tuner.best == 1 and machine.threads == 1
+
+
+def test_a_small_difference_does_not_switch():
+    machine = FakeMachine({2: 1.00e-4, 1: 0.98e-4})  # within the margin: noise, not a reason
+    tuner = tuner_on(machine)
+    machine.run(tuner, 400)
+    assert tuner.best == 2
+
+
+def test_one_core_has_nothing_to_tune():
+    machine = FakeMachine({1: 1e-4})
+    tuner = tuner_on(machine)
+    machine.run(tuner, 500)
+    assert machine.switches == [] and tuner.history == []
+
+
+def test_the_precision_probe_leaves_the_rng_and_the_model_alone():
+    model = build_model("tutorial").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(3)
+    rng = torch.get_rng_state()
+    choice = measured_autocast_dtype(model, 32, torch.device("cpu"), channels_last=True, rounds=2)
+    assert choice in (None, torch.bfloat16)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    # remembered: the same question gets the same answer without timing again
+    assert measured_autocast_dtype(model, 32, torch.device("cpu"), channels_last=True) is choice
+
+
+def test_training_reports_the_precision_and_threads_it_used(tiny_settings):
+    from core.training import train
+
+    result = train(replace(tiny_settings, epochs=1, precision="fp32", threads=1))
+    assert result.precision == "fp32" and result.threads == 1
+    auto = train(replace(tiny_settings, epochs=1, precision="auto"))
+    assert auto.precision in ("fp32", "bf16") and auto.threads >= 1
