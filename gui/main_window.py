@@ -362,6 +362,7 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self.insight_tab.shutdown()
         self.evaluate_tab.shutdown()
         self.my_digits_tab.shutdown()
+        self.shutdown_export()  # gui/weights_files.py
 
     @Slot(int)
     def on_message_box_finished(self, result: int) -> None:

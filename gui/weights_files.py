@@ -1,12 +1,19 @@
 """Weights files from the File menu and drops: load, save as, export (tutorial, ONNX, safetensors), and their dialogs."""
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QFileDialog, QProgressBar
+
+from gui.background import BackgroundTask
+
+if TYPE_CHECKING:
+    from core.weights import LoadedWeights
 
 WEIGHTS_FILTER = "Weights (*.pt *.pth *.safetensors);;All files (*)"
 # File > Export: format -> (file dialog title, default suffix, file filter); the writing is core.export's
@@ -74,30 +81,69 @@ class WeightsFilesMixin:
         return self.export_file(path, "tutorial")
 
     def export_file(self, path: str | Path, fmt: str) -> bool:
-        """Write the weights in use as `fmt` (tutorial, onnx or safetensors: see core.export); a failure shows why."""
-        from core.export import ExportError, export_onnx, export_safetensors
-        from core.weights import WeightsError, export_tutorial
-
+        """Write the weights in use as `fmt` (tutorial, onnx or safetensors: see core.export); a failure shows why.
+        ONNX takes seconds of tracing, so it runs in `export_task` and True means started: its outcome is a
+        status-bar line or one message, after `export_task.finished`."""
         weights = self.current_weights()
         if weights is None:
             return False
-        write = {"tutorial": export_tutorial, "onnx": export_onnx, "safetensors": export_safetensors}[fmt]
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # ONNX export takes a few seconds
-        try:
-            write(weights, path)
-        except (WeightsError, ExportError) as exc:
-            hint = (" Train with the \"tutorial\" preset to get weights its script can load."
-                    if fmt == "tutorial" and weights.arch != "tutorial" else "")
-            self.show_message(f"Could not export: {exc}.{hint}")
+        if fmt == "onnx":
+            return self._start_onnx_export(weights, Path(path))
+        return self._show_export_outcome(fmt, Path(path), _write_export(fmt, weights, path))
+
+    @property
+    def export_task(self) -> BackgroundTask:
+        """The ONNX export's worker thread (made on first use; shut down with the window's other workers)."""
+        task = getattr(self, "_export_task", None)
+        if task is None:
+            task = self._export_task = BackgroundTask("ONNX export", parent=self)
+            task.succeeded.connect(self.on_export_task_succeeded)
+            task.failed.connect(self.on_export_task_failed)
+            task.finished.connect(self.on_export_task_finished)
+        return task
+
+    def shutdown_export(self) -> None:
+        """Join a running export's thread (the window is closing); the exporter cannot stop early, so it finishes."""
+        if getattr(self, "_export_task", None) is not None:
+            self._export_task.shutdown()
+
+    def _start_onnx_export(self, weights: LoadedWeights, path: Path) -> bool:
+        # a private copy: the exporter switches the model to eval mode while the Draw tab may be predicting with it
+        private = replace(weights, model=copy.deepcopy(weights.model))
+        if not self.export_task.start(lambda _control: _write_export("onnx", private, path)):
+            self.show_message("An ONNX export is still running; try again when it has finished.")
             return False
-        except OSError as exc:
-            self.show_message(f"Could not write {path}: {exc.strerror or exc}")
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        done = "for the tutorial's script" if fmt == "tutorial" else f"as {fmt}"
-        self.statusBar().showMessage(f"Exported {Path(path).name} {done}", 5000)
+        self._export_path = path
+        self._export_busy = QProgressBar()  # busy (no steps: the exporter reports none)
+        self._export_busy.setObjectName("exportBusy")
+        self._export_busy.setRange(0, 0)
+        self._export_busy.setMaximumWidth(120)
+        self.statusBar().addPermanentWidget(self._export_busy)
+        self.statusBar().showMessage(f"Exporting {path.name} as ONNX…")
         return True
+
+    def _show_export_outcome(self, fmt: str, path: Path, failure: str | None) -> bool:
+        if failure is not None:
+            self.show_message(failure)
+            return False
+        done = "for the tutorial's script" if fmt == "tutorial" else f"as {fmt}"
+        self.statusBar().showMessage(f"Exported {path.name} {done}", 5000)
+        return True
+
+    @Slot(object)
+    def on_export_task_succeeded(self, failure: str | None) -> None:
+        self.statusBar().clearMessage()  # "Exporting…" goes, whatever the outcome
+        self._show_export_outcome("onnx", self._export_path, failure)
+
+    @Slot(str)
+    def on_export_task_failed(self, message: str) -> None:
+        self.statusBar().clearMessage()
+        self.show_message(f"Could not export {self._export_path.name}: {message}")
+
+    @Slot()
+    def on_export_task_finished(self) -> None:
+        self.statusBar().removeWidget(self._export_busy)
+        self._export_busy.deleteLater()
 
     # ------------------------------------------------------------ dialogs (thin: they call the slots above)
     @Slot()
@@ -129,3 +175,20 @@ class WeightsFilesMixin:
         path, _ = QFileDialog.getSaveFileName(self, title, stem + suffix, file_filter)
         if path:
             self.export_file(path, fmt)
+
+
+def _write_export(fmt: str, weights: LoadedWeights, path: str | Path) -> str | None:
+    """Write the export; None when done, else the one message saying why not. No widgets: it runs on either thread."""
+    from core.export import ExportError, export_onnx, export_safetensors
+    from core.weights import WeightsError, export_tutorial
+
+    write = {"tutorial": export_tutorial, "onnx": export_onnx, "safetensors": export_safetensors}[fmt]
+    try:
+        write(weights, path)
+    except (WeightsError, ExportError) as exc:
+        hint = (" Train with the \"tutorial\" preset to get weights its script can load."
+                if fmt == "tutorial" and weights.arch != "tutorial" else "")
+        return f"Could not export: {exc}.{hint}"
+    except OSError as exc:
+        return f"Could not write {path}: {exc.strerror or exc}"
+    return None

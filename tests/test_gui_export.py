@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -9,12 +10,12 @@ import torch
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QUrl  # noqa: E402
-from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from PySide6.QtCore import QMimeData, QTimer, QUrl  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QProgressBar  # noqa: E402
 
 from core.models import build_model  # noqa: E402
 from core.weights import load_weights, save_weights  # noqa: E402
-from tests.gui_support import open_window, private_qsettings, settings  # noqa: E402, F401 (fixtures by name)
+from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings  # noqa: E402, F401 (fixtures)
 from tests.test_gui_inputs_hostile import drop  # noqa: E402
 
 
@@ -62,19 +63,51 @@ def test_safetensors_export_loads_back_by_dialog_and_by_drop(window, tmp_path, m
     assert window.current_weights().name == "shared.safetensors" and window.current_weights().arch == "tutorial"
 
 
-def test_onnx_export_runs_in_onnxruntime(window, tmp_path):
+def test_onnx_export_runs_in_the_background_and_the_file_runs_in_onnxruntime(qtbot, window, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    assert window.export_file(tmp_path / "model.onnx", "onnx")
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(20)
+    with qtbot.waitSignal(window.export_task.finished, timeout=TIMEOUT):
+        assert window.export_file(tmp_path / "model.onnx", "onnx")  # returns at once: the export has started
+        busy = window.findChild(QProgressBar, "exportBusy")
+        assert window.export_task.is_running() and busy.isVisible()
+        assert "Exporting model.onnx" in window.statusBar().currentMessage()
+    timer.stop()
+    assert len(ticks) >= 3  # the GUI thread kept handling events while the exporter traced the model
+    assert "Exported model.onnx as onnx" in window.statusBar().currentMessage()
+    assert not busy.isVisible() and window.last_message() is None
     x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
     (logits,) = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"image": x})
-    expected = window.current_weights().model(torch.from_numpy(x)).detach().numpy()
+    model = window.current_weights().model
+    expected = model(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_onnx_without_its_packages_says_what_to_install(window, tmp_path, monkeypatch):
+def test_onnx_without_its_packages_says_what_to_install(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
-    assert not window.export_file(tmp_path / "model.onnx", "onnx")
-    assert "pip install" in window.last_message() and "onnxscript" in window.last_message()
-    assert not (tmp_path / "model.onnx").exists()
+    with qtbot.waitSignal(window.message_shown, timeout=TIMEOUT) as shown:
+        window.export_file(tmp_path / "model.onnx", "onnx")
+    assert "pip install" in shown.args[0] and "onnxscript" in shown.args[0]
+    qtbot.waitUntil(lambda: not window.export_task.is_running(), timeout=TIMEOUT)
+    assert not (tmp_path / "model.onnx").exists() and window.statusBar().currentMessage() == ""
     assert window.current_weights().name == "in-use.pt"  # the model in use stays
+
+
+def test_a_second_onnx_export_while_one_runs_is_refused_with_a_message(qtbot, window, tmp_path):
+    pytest.importorskip("onnxscript")
+    with qtbot.waitSignal(window.export_task.finished, timeout=TIMEOUT):
+        assert window.export_file(tmp_path / "first.onnx", "onnx")
+        assert not window.export_file(tmp_path / "second.onnx", "onnx")
+        assert "still running" in window.last_message()
+    assert (tmp_path / "first.onnx").is_file() and not (tmp_path / "second.onnx").exists()
+
+
+def test_closing_the_window_during_an_onnx_export_waits_for_it(qtbot, window, tmp_path):
+    pytest.importorskip("onnxscript")
+    assert window.export_file(tmp_path / "model.onnx", "onnx")
+    assert window.close()  # joins the export's thread: no QThread outlives the window
+    assert (tmp_path / "model.onnx").is_file()  # so the exporter had finished when close() returned
+    qtbot.waitUntil(lambda: not window.export_task.is_running(), timeout=TIMEOUT)
