@@ -31,22 +31,38 @@ class FinetuneOutcome:
 
 def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None,
                  control: TaskControl) -> FinetuneOutcome | None:
-    """Worker thread: read the samples, fine-tune, save (unless stopped) and load the new file back."""
-    from core.finetune import FinetuneError, finetune, save_finetuned
+    """Worker thread: read the samples, fine-tune, save (unless stopped) and load the new file back; the run's record
+    (core/runs.py) is written at the end: completed, stopped (nothing saved) or failed once it had begun."""
+    from core.finetune import FinetuneError, finetune, finetune_settings, save_finetuned
+    from core.run_recorder import RunRecorder, finetune_metrics
     from core.samples import load_samples
     from core.weights import load_weights
 
     samples = load_samples(samples_folder, base.normalization)
-    # download=False: offline users would wait on every mirror; without MNIST the core fine-tunes and says so
-    result = finetune(base, samples, data_dir=data_dir, download=False,
-                      on_progress=control.report, should_stop=control.should_stop)
-    if result.stopped or control.should_stop():
-        return None  # nothing is saved
+    settings = finetune_settings(base.arch)  # what finetune() uses without settings, named for the record
+    recorder = RunRecorder.for_finetune(settings, base.name, base.arch, "gui")
+
+    def on_progress(progress: FinetuneProgress) -> None:
+        recorder.add_step(progress)
+        control.report(progress)
+
     try:
-        path = save_finetuned(result, base)
-    except OSError as exc:
-        raise FinetuneError(f"the fine-tuned weights could not be saved ({exc.strerror or exc}"
-                            f"{': ' + str(exc.filename) if exc.filename else ''})") from exc
+        # download=False: offline users would wait on every mirror; without MNIST the core fine-tunes and says so
+        result = finetune(base, samples, settings, data_dir=data_dir, download=False,
+                          on_progress=on_progress, should_stop=control.should_stop)
+        if result.stopped or control.should_stop():
+            recorder.finish("stopped", finetune_metrics(result), message="stopped; nothing was saved")
+            return None  # nothing is saved
+        try:
+            path = save_finetuned(result, base)
+        except OSError as exc:
+            raise FinetuneError(f"the fine-tuned weights could not be saved ({exc.strerror or exc}"
+                                f"{': ' + str(exc.filename) if exc.filename else ''})") from exc
+    except Exception as exc:
+        if recorder.samples_done:  # it had begun: kept as a failed run with its message
+            recorder.finish("failed", message=str(exc))
+        raise
+    recorder.finish("completed", finetune_metrics(result), path, message="; ".join(result.notes) or None)
     return FinetuneOutcome(result, load_weights(path))
 
 

@@ -1,4 +1,5 @@
-"""The main window: the Draw, Insight, Evaluate, My digits and Train tabs, menus, weights, messages and settings."""
+"""The main window: the Draw, Insight, Evaluate, My digits, Train and Runs tabs, menus, weights, messages and
+settings."""
 from __future__ import annotations
 
 import gc
@@ -18,6 +19,7 @@ from gui.insight_tab import InsightTab
 from gui.model_loader import StartupModel, load_startup_model
 from gui.my_digits_tab import MyDigitsTab
 from gui.remembered_settings import remembered_bytes, remembered_folder, remembered_int, remembered_text
+from gui.runs_view import RunsView
 from gui.train_tab import TrainTab
 from gui.weights_files import WeightsFilesMixin
 
@@ -65,6 +67,8 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self.tabs.addTab(self.evaluate_tab, "Ev&aluate")
         self.tabs.addTab(self.my_digits_tab, "&My digits")
         self.tabs.addTab(self.train_tab, "&Train")
+        self.runs_view = RunsView()  # every kept training and fine-tuning run (core/runs.py)
+        self.tabs.addTab(self.runs_view, "R&uns")
         self.setCentralWidget(self.tabs)
         self.weights_label = QLabel("Loading model…")
         self.weights_label.setObjectName("weightsStatus")
@@ -77,6 +81,8 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self.draw_tab.previous_weights_requested.connect(self.on_draw_tab_previous_weights_requested)
         self.train_tab.weights_trained.connect(self.on_train_tab_weights_trained)
         self.train_tab.training_failed.connect(self.on_train_tab_training_failed)
+        self.train_tab.training_ended.connect(self.runs_view.refresh)  # the run's record is written by then
+        self.runs_view.weights_requested.connect(self.load_weights_file)  # File > Load weights' own path
         self.evaluate_tab.image_chosen.connect(self.on_evaluate_tab_image_chosen)
         self.my_digits_tab.weights_finetuned.connect(self.on_my_digits_tab_weights_finetuned)
         self.my_digits_tab.previous_weights_requested.connect(self.on_draw_tab_previous_weights_requested)
@@ -135,7 +141,7 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         view = bar.addMenu("&View")
         for number, (tab, name) in enumerate([(self.draw_tab, "&Draw"), (self.insight_tab, "&Insight"),
                                               (self.evaluate_tab, "Ev&aluate"), (self.my_digits_tab, "&My digits"),
-                                              (self.train_tab, "&Train")], 1):
+                                              (self.train_tab, "&Train"), (self.runs_view, "R&uns")], 1):
             self._action(view, f"{name} tab", lambda _=False, tab=tab: self.tabs.setCurrentWidget(tab),
                          [f"Ctrl+{number}"])
         help_menu = bar.addMenu("&Help")

@@ -8,9 +8,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
-                               QSizePolicy, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
+                               QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
 from gui.background import BackgroundTask
 from gui.loss_chart import LossChart
@@ -39,9 +38,10 @@ def _duration(seconds: float) -> str:
 class TrainTab(QWidget):
     """One run at a time; the GUI thread only updates widgets, the worker thread runs every batch."""
 
-    weights_trained = Signal(object)  # core.weights.LoadedWeights of the file just saved
+    weights_trained = Signal(object)  # core.weights.LoadedWeights of the file just saved (also a stopped run kept)
     training_failed = Signal(str)     # one readable sentence; the previous model stays
-    training_stopped = Signal(int)    # batches completed before Stop; nothing saved
+    training_stopped = Signal(int)    # batches completed before Stop, discarded: nothing saved
+    run_recorded = Signal(str)        # the id of the run record just written (core/runs.py)
     training_ended = Signal()         # after any outcome, once the thread has finished
 
     def __init__(self, parent: QWidget | None = None):
@@ -53,7 +53,8 @@ class TrainTab(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop after the current batch; nothing is saved")
+        self.stop_button.setToolTip("Stop after the current batch: keep the model trained so far (tested and "
+                                    "saved) or discard it")
         self.progress = QProgressBar()
         self.progress.setObjectName("trainProgress")
         self.progress.setRange(0, 1)
@@ -98,6 +99,8 @@ class TrainTab(QWidget):
 
         self._task = BackgroundTask("training", parent=self)  # train() sets its own thread count
         self._stop_event: threading.Event | None = None  # the user's Stop (see TrainWorker), not the task's cancel
+        self._worker: TrainWorker | None = None
+        self._stop_box: QMessageBox | None = None  # "keep or discard?" while it is open
         self._batches_done = 0
         self._label_smoothing = 0.0  # the running settings', for the note beside the result
         self.train_button.clicked.connect(self.on_train_button_clicked)
@@ -132,7 +135,7 @@ class TrainTab(QWidget):
         if not ensure_mnist(self, settings.data_dir, self.start_training, settings.download):
             return False  # MNIST is being downloaded (gui/mnist_download.py): training starts when it is there
         self._stop_event = threading.Event()
-        worker = TrainWorker(settings, paths.user_weights_dir(), self._stop_event)
+        worker = self._worker = TrainWorker(settings, paths.user_weights_dir(), self._stop_event)
 
         self.chart.reset()
         self.progress.setRange(0, 1)
@@ -147,14 +150,59 @@ class TrainTab(QWidget):
         return True
 
     def stop_training(self) -> None:
-        """Ask the run to stop; it does so before its next batch."""
-        if self._stop_event is not None:
-            self._stop_event.set()
-            self.stats.setText("Stopping…")
+        """Ask what becomes of the model trained so far: keep it, discard it, or keep training. The question is a
+        non-modal box (training goes on meanwhile), so nothing blocks quitting; stop_box() gives it to tests."""
+        if self._stop_event is None or self._stop_event.is_set():
+            return
+        if self._stop_box is not None:
+            self._stop_box.raise_()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop training",
+                          "Stop training after the current batch?", QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText("Keep the model trained so far: it is tested on the 10,000 MNIST test images, saved "
+                               "and used like a finished run (marked as stopped). Discard it: nothing is saved.")
+        keep = box.addButton("&Keep the model trained so far", QMessageBox.ButtonRole.AcceptRole)
+        keep.setObjectName("stopKeep")
+        discard = box.addButton("&Discard it", QMessageBox.ButtonRole.DestructiveRole)
+        discard.setObjectName("stopDiscard")
+        go_on = box.addButton("Keep &training", QMessageBox.ButtonRole.RejectRole)
+        go_on.setObjectName("stopCancel")
+        box.setDefaultButton(keep)
+        box.setEscapeButton(go_on)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda button: self.stop(keep=True) if button is keep else
+                                  self.stop(keep=False) if button is discard else None)
+        box.destroyed.connect(self._forget_stop_box)
+        self._stop_box = box
+        box.show()
+
+    def stop_box(self) -> QMessageBox | None:
+        return self._stop_box
+
+    @Slot()
+    def _forget_stop_box(self) -> None:
+        self._stop_box = None
+
+    def stop(self, keep: bool) -> None:
+        """Stop before the next batch; `keep`: test the model trained so far, save it and use it (a stopped run)."""
+        if self._stop_event is None:
+            return
+        if self._worker is not None:
+            self._worker.keep_when_stopped = keep  # before the event, which the worker thread waits on
+        self._stop_event.set()
+        self.stats.setText("Stopping, then testing the model trained so far…" if keep else "Stopping…")
+
+    def _close_stop_box(self) -> None:
+        if self._stop_box is not None:
+            self._stop_box.close()
+            self._stop_box = None
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop a run and join its thread (the window is closing): no running thread outlives the window."""
+        """Stop a run and join its thread (the window is closing): no running thread outlives the window, and the
+        model trained so far is discarded without asking."""
+        self._close_stop_box()
         self._task.shutdown()
 
     def _set_running(self, running: bool) -> None:
@@ -187,12 +235,12 @@ class TrainTab(QWidget):
         self.progress.setRange(0, p.total_batches)
         self.progress.setValue(p.batches_done)
         self.chart.add_losses(p.losses, p.accuracies)
-        stopping = self._stop_event is not None and self._stop_event.is_set()
+        if self._stop_event is not None and self._stop_event.is_set():
+            return  # the stop's own line stays (stop())
         # rate and ETA come from the core's wall clock since the first batch: no guess before there is a rate
         rate = f"{p.samples_per_second:,.0f} samples/s" if p.eta_seconds is not None else "… samples/s"
         eta = _duration(p.eta_seconds) if p.eta_seconds is not None else "…"
-        self.stats.setText("Stopping…" if stopping else
-                           "Testing on the 10,000 test images…" if p.batches_done == p.total_batches else
+        self.stats.setText("Testing on the 10,000 test images…" if p.batches_done == p.total_batches else
                            f"Epoch {p.epoch + 1}/{p.epochs} · loss {p.loss:.4f} · "
                            f"training accuracy {100 * p.running_accuracy:.1f}% · {rate} · ETA {eta}")
 
@@ -217,7 +265,11 @@ class TrainTab(QWidget):
 
     @Slot(object)
     def on_task_succeeded(self, outcome: TrainOutcome) -> None:
-        if outcome.weights is not None:
+        if outcome.run_id is not None:
+            self.run_recorded.emit(outcome.run_id)
+        if outcome.weights is not None and outcome.stopped_after is not None:
+            self._show_kept(outcome.weights, outcome.stopped_after)
+        elif outcome.weights is not None:
             self._show_trained(outcome.weights)
         elif outcome.stopped_after is not None:
             self._show_stopped(outcome.stopped_after)
@@ -232,6 +284,14 @@ class TrainTab(QWidget):
                             f"Saved as {html.escape(weights.name)} in {html.escape(str(weights.path.parent))}. "
                             "The Draw tab now uses these weights."
                             + (f"<br>{html.escape(self._smoothing_note())}" if self._smoothing_note() else ""))
+        self.weights_trained.emit(weights)
+
+    def _show_kept(self, weights: LoadedWeights, batches: int) -> None:
+        self.stats.setText("Stopped; the model trained so far is kept.")
+        self.result.setText(f"Stopped after {batches:,} of {self.progress.maximum():,} batches. "
+                            f"<b>Test accuracy {100 * weights.test_accuracy:.2f}%</b> on the 10,000 MNIST test images. "
+                            f"Saved as {html.escape(weights.name)} in {html.escape(str(weights.path.parent))}. "
+                            "The Draw tab now uses these weights.")
         self.weights_trained.emit(weights)
 
     def _show_stopped(self, batches: int) -> None:
@@ -251,6 +311,7 @@ class TrainTab(QWidget):
 
     @Slot()
     def on_task_finished(self) -> None:
-        self._stop_event = None
+        self._close_stop_box()  # the run ended before an answer: there is nothing left to stop
+        self._stop_event, self._worker = None, None
         self._set_running(False)
         self.training_ended.emit()

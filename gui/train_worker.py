@@ -1,4 +1,5 @@
-"""The training work for the Train tab's BackgroundTask: core.training.train, then the save; throttled progress."""
+"""The training work for the Train tab's BackgroundTask: core.training.train, then the save and the run's record;
+throttled progress."""
 from __future__ import annotations
 
 import threading
@@ -36,8 +37,9 @@ class TrainOutcome:
     """How a run ended, when it ended as planned (anything unforeseen is raised to the BackgroundTask)."""
 
     weights: LoadedWeights | None = None  # saved, then read back from the file
-    stopped_after: int | None = None      # batches completed before Stop; nothing saved
+    stopped_after: int | None = None      # batches completed before Stop; weights only if kept
     failure: str | None = None            # one readable sentence; nothing saved
+    run_id: str | None = None             # the run record written (core/runs.py), None if none was
 
 
 class TrainWorker:
@@ -57,6 +59,9 @@ class TrainWorker:
         self._latest: BatchProgress | None = None
         self._last_emit = 0.0
         self._batches_done = 0
+        # set by the GUI thread before it sets the stop event (which orders the two): test and save what was trained
+        self.keep_when_stopped = False
+        self._recorder = None
 
     def run(self, control: TaskControl) -> TrainOutcome:
         """The BackgroundTask's function: TrainProgress and EpochResult reports, in order, then the outcome."""
@@ -64,40 +69,83 @@ class TrainWorker:
         try:
             return self._train_and_save()
         except MemoryError:
-            return TrainOutcome(failure="Training ran out of memory: try a smaller batch size or a narrower network.")
+            return self._failed("Training ran out of memory: try a smaller batch size or a narrower network.")
 
     def _should_stop(self) -> bool:
         return self._stop_event.is_set() or (self._control is not None and self._control.should_stop())
 
     def _train_and_save(self) -> TrainOutcome:
         from core.data import DataError
+        from core.run_recorder import RunRecorder, training_metrics
         from core.training import TrainingError, train
         from core.weights import WeightsError, load_weights, save_training_result
 
+        recorder = self._recorder = RunRecorder.for_training(self._settings, "gui")
         try:
             result = train(self._settings, on_batch=self._on_batch, on_epoch=self._on_epoch,
                            should_stop=self._should_stop)
         except (DataError, TrainingError) as exc:
             self._flush()
-            return TrainOutcome(failure=str(exc))
+            return self._failed(str(exc))
         self._flush()
+        metrics, stem = training_metrics(result), f"{self._settings.preset}-{self._settings.arch}"
         if result.stopped:
-            return TrainOutcome(stopped_after=self._batches_done)
+            metrics["stopped"] = True
+            if not (self.keep_when_stopped and self._test_stopped_model(result, metrics)):
+                return self._outcome(recorder.finish("stopped", metrics), stopped_after=self._batches_done)
+            stem += "-stopped"
+        file_metrics = result.metrics if not result.stopped else \
+            {**result.metrics, "test_accuracy": metrics["test_accuracy"], "stopped": True}
         try:  # a new file in the weights folder, never over another one
             saved = save_training_result(result.model, self._settings.arch, result.arch_args, result.normalization,
-                                         self._settings.to_dict(), result.metrics,
-                                         stem=f"{self._settings.preset}-{self._settings.arch}", folder=self._weights_dir)
+                                         self._settings.to_dict(), file_metrics, stem=stem, folder=self._weights_dir)
         except WeightsError as exc:
-            return TrainOutcome(failure=f"Training finished (test accuracy {100 * result.test.accuracy:.2f}%), but "
-                                        f"{exc}.")
+            done = "Stopped" if result.stopped else "Training finished"
+            return self._failed(f"{done} (test accuracy {100 * metrics['test_accuracy']:.2f}%), but {exc}.", metrics)
+        record = recorder.finish("stopped" if result.stopped else "completed", metrics, saved.path)
         try:
             weights = load_weights(saved.path)  # the Draw tab gets exactly what the file holds
         except WeightsError as exc:
-            return TrainOutcome(failure=f"The weights were saved to {saved.path} but could not be read back: {exc}")
-        return TrainOutcome(weights=weights)
+            return self._outcome(record, failure=f"The weights were saved to {saved.path} but could not be read "
+                                                 f"back: {exc}")
+        return self._outcome(record, weights=weights, stopped_after=self._batches_done if result.stopped else None)
+
+    def _test_stopped_model(self, result, metrics: dict) -> bool:
+        """The model trained so far, on the MNIST test set (into `metrics`); False when the window is closing."""
+        from core.data import DataError, load_mnist
+        from core.training import evaluate, torch_threads
+
+        cancelled = self._control.should_stop if self._control is not None else None
+        if cancelled is not None and cancelled():
+            return False
+        s = self._settings
+        try:
+            with torch_threads(s.threads):  # as many as training used
+                data = load_mnist(s.data_dir, val_fraction=0.0, download=False)  # train() has just read it
+                test = evaluate(result.model, data.test_images, data.test_labels, result.normalization,
+                                should_stop=cancelled)
+        except DataError:  # the files went away meanwhile: kept as a stopped run without weights
+            return False
+        if test is None:
+            return False
+        metrics.update(test_accuracy=test.accuracy, test_loss=test.loss, per_class_accuracy=test.per_class_accuracy)
+        return True
+
+    def _failed(self, message: str, metrics: dict | None = None) -> TrainOutcome:
+        """A run that had begun is kept as failed with its message; one that never trained a batch is no run."""
+        record = None
+        if self._recorder is not None and self._recorder.samples_done:
+            record = self._recorder.finish("failed", metrics or {"epochs_completed": len(self._recorder.epochs)},
+                                           message=message)
+        return self._outcome(record, failure=message)
+
+    def _outcome(self, record, **fields) -> TrainOutcome:
+        saved = record is not None and self._recorder is not None and self._recorder.saved is not None
+        return TrainOutcome(run_id=record.id if saved else None, **fields)
 
     # ------------------------------------------------------------ core callbacks (worker thread)
     def _on_batch(self, progress: BatchProgress) -> None:
+        self._recorder.add_progress(progress)
         self._pending.append(progress.loss)
         self._accuracies.append(progress.accuracy)
         self._latest = progress
@@ -107,6 +155,7 @@ class TrainWorker:
             self._flush(now)
 
     def _on_epoch(self, result: EpochResult) -> None:
+        self._recorder.add_epoch(result)
         self._flush()  # the chart places the epoch's point after all of its batches
         self._control.report(result, force=True)
 

@@ -379,6 +379,7 @@ def test_stop_cancels_mid_training_and_keeps_the_model(qtbot, window, tiny_setti
     qtbot.waitUntil(lambda: tab.progress.value() >= 3, timeout=TIMEOUT)
     with qtbot.waitSignal(tab.training_stopped, timeout=TIMEOUT) as stopped:
         window.findChild(type(tab.stop_button), "stopButton").click()
+        tab.stop_box().findChild(type(tab.stop_button), "stopDiscard").click()  # Stop asks: keep or discard
     assert stopped.args[0] < tab.progress.maximum()
     assert "Stopped" in tab.result.text()
     assert window.current_weights() is before
