@@ -27,6 +27,8 @@ SOURCES = ("gui", "cli")
 STATUSES = ("completed", "stopped", "failed")
 ID_PATTERN = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{4}")  # local start time and a random tail
 CURVE_KEYS = ("samples", "batch", "loss", "accuracy")
+INDEX_NAME = ".summaries.json"    # RunStore's cache of the records' summaries (hidden: never listed as a record)
+INDEX_FORMAT = "digit-recognizer-run-index-1"
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +64,7 @@ class RunRecord:
     weights_bytes: int | None
     message: str | None = None  # why a run failed, or a note
 
-    def to_json(self, indent: int | None = 1) -> str:
+    def to_json(self, indent: int | None = None) -> str:
         """The file's text: floats rounded by jsonout's rules, except the settings (a 1e-5 learning rate stays)."""
         data = asdict(self)
         settings = data.pop("settings")
@@ -198,21 +200,66 @@ def _record(data: dict, path: Path) -> RunRecord:
     return RunRecord(**values)  # a missing field: TypeError, reported as damaged
 
 
+def _summary_from_index(entry: Any, path: Path) -> RunSummary:
+    """A summary kept in the index; TypeError/ValueError when it is not one (the index is then ignored)."""
+    data = dict(entry)
+    names = {f.name for f in fields(RunSummary)} - {"path"}
+    if set(data) != names or not all(isinstance(data[k], str) for k in ("id", "kind", "status", "name", "started")) \
+            or not all(_is_number(data[k]) for k in ("started_unix", "seconds")) or data["id"] != path.stem:
+        raise ValueError("not a summary")
+    return RunSummary(**data, path=path)
+
+
 class RunStore:
-    """The runs folder. Listing reads each record once and remembers its summary by (mtime, size), so refreshing a
-    list of hundreds of runs costs a directory scan and a stat per file."""
+    """The runs folder. Listing reads each record once and remembers its summary by (mtime, size), in memory and in
+    an index file beside the records (INDEX_NAME, a cache: any doubt and it is rebuilt), so a refresh -- even the
+    first after the app starts -- costs a directory scan and a stat per file, not hundreds of records parsed."""
 
     def __init__(self, folder: Path | None = None):
         self._folder = folder
         self._cache: dict[Path, tuple[tuple[int, int], RunSummary | str]] = {}
+        self._index_read = False
 
     @property
     def folder(self) -> Path:
         return self._folder or runs_dir()
 
+    def _read_index(self) -> None:
+        """Summaries from the index file into the cache (nothing on any problem: the records are the truth)."""
+        self._index_read = True
+        index = self.folder / INDEX_NAME
+        try:
+            if not index.is_file() or index.stat().st_size > 16 * MAX_RECORD_BYTES:
+                return
+            data = json.loads(index.read_text(encoding="utf-8"))
+            if data.get("format") != INDEX_FORMAT:
+                return
+            cache = {}
+            for name, entry in data["entries"].items():
+                path = self.folder / name
+                if path.name != name or not ID_PATTERN.fullmatch(path.stem) or path.suffix != ".json":
+                    return
+                key = (int(entry["mtime_ns"]), int(entry["size"]))
+                cache[path] = (key, _summary_from_index(entry["summary"], path))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            return
+        self._cache.update(cache)
+
+    def _write_index(self) -> None:
+        entries = {path.name: {"mtime_ns": key[0], "size": key[1],
+                               "summary": {k: v for k, v in asdict(summary).items() if k != "path"}}
+                   for path, (key, summary) in self._cache.items() if isinstance(summary, RunSummary)}
+        try:
+            text = json.dumps({"format": INDEX_FORMAT, "entries": entries}, allow_nan=False)
+            atomic_write(text.encode(), self.folder / INDEX_NAME)
+        except (OSError, ValueError) as exc:  # a cache: listing works without it, only slower
+            log.info("the runs index could not be written: %s", exc)
+
     def list(self) -> RunListing:
         """Every readable record, newest first; the other .json files in the folder with the reason each was skipped."""
-        runs, skipped, seen = [], [], set()
+        runs, skipped, seen, changed = [], [], set(), False
+        if not self._index_read:
+            self._read_index()
         try:
             entries = sorted(p for p in self.folder.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
         except FileNotFoundError:
@@ -236,6 +283,7 @@ class RunStore:
                 except (KeyError, TypeError, ValueError) as exc:
                     cached = (key, f"{path.name} is damaged ({type(exc).__name__})")
                 self._cache[path] = cached
+                changed = True
             if isinstance(cached[1], str):
                 skipped.append((path, cached[1]))
             else:
@@ -244,6 +292,9 @@ class RunStore:
                 runs.append(summary)
         for gone in set(self._cache) - seen:
             del self._cache[gone]
+            changed = True
+        if changed and self.folder.is_dir():
+            self._write_index()
         runs.sort(key=lambda s: (s.started_unix, s.id), reverse=True)
         return RunListing(runs, skipped)
 

@@ -9,6 +9,7 @@ import pytest
 from core import paths
 from core.run_recorder import RunRecorder, thin_curve, training_metrics
 from core.runs import MAX_CURVE_POINTS, RunError, RunStore, runs_dir
+from tests.conftest import requires_real_mnist
 
 
 def recorded_run(status: str = "completed", batches: int = 10, weights: Path | None = None,
@@ -72,6 +73,26 @@ def test_a_newer_record_from_a_later_run_sorts_first_even_within_one_second():
     listed = RunStore().list().runs
     assert [r.started_unix for r in listed] == sorted((r.started_unix for r in listed), reverse=True)
     assert {r.id for r in listed} == {r.id for r in runs}
+
+
+def test_the_summary_index_speeds_a_fresh_listing_but_never_overrules_a_record():
+    from core.runs import INDEX_NAME
+
+    runs = [recorded_run() for _ in range(3)]
+    first = RunStore().list()
+    index = runs_dir() / INDEX_NAME
+    assert index.is_file() and [r.id for r in RunStore().list().runs] == [r.id for r in first.runs]
+    changed = RunStore().load(runs[0].id)
+    changed.status = "failed"  # a record rewritten (another process): its size and mtime change
+    from core.runs import save_run
+
+    save_run(changed)
+    assert {r.id: r.status for r in RunStore().list().runs}[runs[0].id] == "failed"
+    for garbage in ("{", '{"format": "digit-recognizer-run-index-1", "entries": {"../x.json": {}}}', "[]"):
+        index.write_text(garbage)  # a damaged index is ignored and rebuilt
+        assert sorted(r.id for r in RunStore().list().runs) == sorted(r.id for r in runs)
+    assert json.loads(index.read_text())["format"] == "digit-recognizer-run-index-1"
+    assert INDEX_NAME not in [p.name for p, _ in RunStore().list().skipped]  # hidden: not a record
 
 
 def test_the_summary_says_what_the_table_shows_and_a_missing_weights_file():
@@ -252,3 +273,18 @@ def test_cli_finetune_writes_a_record(synthetic_mnist, tmp_path, capsys, monkeyp
     assert record.settings["steps"] == 12 and len(record.curve["loss"]) == 12
     assert record.curve["samples"][-1] == 12 * record.settings["batch_size"]
     assert record.metrics["test_accuracy"] == report["mnist_test"]["after"]
+
+
+@requires_real_mnist
+def test_cli_train_on_real_mnist_records_the_test_accuracy_it_prints(real_mnist_dir, tmp_path, capsys):
+    # the tutorial's net, one epoch in batches of 1024: 59 steps, a few seconds, still a real run over all 60k
+    code, out, err = run_cli(capsys, "train", "--preset", "tutorial", "--batch-size", "1024", "--lr", "0.01",
+                             "--data", real_mnist_dir, "--out", tmp_path / "real.pt", "--quiet", "--device", "cpu")
+    assert code == 0, err
+    printed = float(out.split("test accuracy ")[1].split("%")[0]) / 100  # "test accuracy 95.12% (val n/a) ..."
+    run = RunStore().list().runs[0]
+    record = RunStore().load(run.id)
+    assert run.test_accuracy == pytest.approx(printed, abs=5e-5) and run.test_accuracy > 0.9
+    assert f"run {run.id} recorded" in out and run.status == "completed"
+    assert record.curve["samples"][-1] == 60_000 and len(record.curve["loss"]) == 59
+    assert sum(record.metrics["per_class_accuracy"]) / 10 == pytest.approx(run.test_accuracy, abs=0.02)
