@@ -194,6 +194,8 @@ def _record(data: dict, path: Path) -> RunRecord:
     if len(lengths) != 1 or -1 in lengths:
         raise RunError(f"{path.name} is damaged: its curve's lists are missing or of different lengths")
     clean = {k: [_number_or_none(v) for v in curve[k]] for k in CURVE_KEYS}
+    for key in ("samples", "batch"):  # counts: whole numbers, as written
+        clean[key] = [int(v) if v is not None else None for v in clean[key]]
     names = {f.name for f in fields(RunRecord)}
     values = {k: v for k, v in data.items() if k in names}
     values["curve"] = clean

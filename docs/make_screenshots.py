@@ -3,7 +3,8 @@
 Options: --dark (dark palette), --scale 2 (200% scaling), --weights PATH, --out DIR.
 
 The Draw tab shows a digit drawn with mouse events and its bars (shipped default weights); the Insight tab the same
-drawing's feature maps and attribution; the Evaluate tab the test-set results and the map (real MNIST); the Train tab
+drawing's feature maps and attribution; the Evaluate tab the test-set results and the map (real MNIST); the Runs tab
+three short real runs made with `main.py train`, overlaid (`--only runs` makes just that one); the Train tab
 is captured mid-run while the quick preset trains on real MNIST (../shared/data or --data). Settings and trained weights go to a
 temporary folder, never the user's. If text renders as boxes, install a font (Debian/Ubuntu: fonts-dejavu-core).
 """
@@ -91,6 +92,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=620, help="capture the Train tab after this many batches")
     parser.add_argument("--dark", action="store_true", help="use a dark palette (to check readability)")
     parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio, e.g. 2 for 200%% scaling")
+    parser.add_argument("--only", choices=["runs"], help="make only this screenshot (runs: docs/runs_view.png)")
     args = parser.parse_args()
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -124,6 +126,8 @@ def main() -> int:
 
 def capture(window, args) -> int:
     wait_until(window.is_model_ready, 60)
+    if args.only == "runs":
+        return capture_runs(window, args)
     draw(window.draw_tab.pad, TWO)
     wait_until(lambda: window.draw_tab.bars.probabilities() is not None, 10)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -133,6 +137,8 @@ def capture(window, args) -> int:
     if capture_evaluate(window, args) != 0:
         return 1
     capture_my_digits(window, args)
+    if capture_runs(window, args) != 0:
+        return 1
 
     tab = window.train_tab
     window.tabs.setCurrentWidget(tab)
@@ -145,6 +151,27 @@ def capture(window, args) -> int:
     window.grab().save(str(args.out / "train_tab.png"))
     print(f"train tab: {tab.progress.value()} of {tab.progress.maximum()} batches -> {args.out / 'train_tab.png'}")
     return 0
+
+def capture_runs(window, args) -> int:
+    """Three short runs on real MNIST from the command line (as a user would start them), then the Runs tab with
+    all three selected: their curves overlaid against samples seen."""
+    from core.cli import main as cli
+
+    recipes = [["--preset", "tutorial"], ["--preset", "quick", "--arch", "tutorial"], ["--preset", "quick"]]
+    for recipe in recipes:
+        if cli(["train", *recipe, "--data", str(args.data), "--quiet", "--json"]) != 0:
+            print(f"error: `main.py train {' '.join(recipe)}` failed")
+            return 1
+    view = window.runs_view
+    window.tabs.setCurrentWidget(view)  # shown: the runs folder is read
+    view.select_ids([run.id for run in view.runs()[:3]])
+    shown = time.monotonic()
+    wait_until(lambda: time.monotonic() - shown > 0.5, 5)  # the chart's axes are laid out
+    args.out.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(args.out / "runs_view.png"))
+    print(f"runs tab: {len(view.chart.legend_names())} runs overlaid -> {args.out / 'runs_view.png'}")
+    return 0
+
 
 def capture_insight(window, args) -> None:
     tab = window.insight_tab
