@@ -6,15 +6,60 @@ the thread has ended, so an outcome's slot may start the next run at once.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal, Slot
 
 MIN_INTERVAL = 0.1  # seconds between progress signals: <= 10 a second, however often the function reports
+GC_INTERVAL_MS = 500  # how often the GUI thread does the collector's work while worker threads run
 log = logging.getLogger(__name__)
+
+
+class _GuiThreadCollector:
+    """Python's cyclic garbage collector runs in whichever thread happens to allocate. In a worker thread it frees
+    windows, timers and tasks of the GUI thread caught in reference cycles (lambdas, pyqtgraph), destroying Qt
+    objects from the wrong thread: a rare hang (the worker holds the GIL and waits for a Qt lock the GUI thread holds
+    while it waits for the GIL). So while any worker runs, automatic collection is off and a GUI-thread timer does
+    what it would have done (pyqtgraph's GarbageCollector pattern); the previous state comes back after the last."""
+
+    def __init__(self):
+        self._running = 0
+        self._was_enabled = True
+        self._timer: QTimer | None = None
+
+    def worker_started(self) -> None:  # GUI thread
+        if self._running == 0:
+            self._was_enabled = gc.isenabled()
+            gc.disable()
+            if self._timer is None:
+                self._timer = QTimer()
+                self._timer.setInterval(GC_INTERVAL_MS)
+                self._timer.timeout.connect(self.collect)
+            self._timer.start()
+        self._running += 1
+
+    def worker_ended(self) -> None:  # GUI thread, once per worker_started
+        self._running -= 1
+        if self._running == 0:
+            self._timer.stop()
+            if self._was_enabled:
+                gc.enable()
+
+    @staticmethod
+    def collect() -> None:
+        """A generation's collection when its count passed its threshold, as the automatic collector does."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in (2, 1, 0):
+            if counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
+
+
+_collector = _GuiThreadCollector()
 
 
 class TaskControl:
@@ -99,6 +144,7 @@ class BackgroundTask(QObject):
         self._worker: _Worker | None = None
         self._stop_event: threading.Event | None = None
         self._outcome: tuple[str, Any] | None = None
+        self._collecting_elsewhere = False  # this run holds the automatic collector off (_GuiThreadCollector)
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -120,8 +166,16 @@ class BackgroundTask(QObject):
         # direct: the thread ends even while the GUI thread is blocked in wait() (closing the window)
         self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self.on_thread_finished)
+        _collector.worker_started()
+        self._collecting_elsewhere = True
         self._thread.start()
         return True
+
+    def _thread_joined(self) -> None:
+        """The worker thread has ended: garbage may be collected automatically again (once per run)."""
+        if self._collecting_elsewhere:
+            self._collecting_elsewhere = False
+            _collector.worker_ended()
 
     def cancel(self) -> None:
         """Ask the function to stop (it checks control.should_stop()); the outcome is then `cancelled`."""
@@ -135,6 +189,7 @@ class BackgroundTask(QObject):
         self.cancel()
         self._thread.quit()
         self._thread.wait()
+        self._thread_joined()  # on_thread_finished may never run: the window is going
 
     # ------------------------------------------------------------ worker signals (GUI thread)
     @Slot(object)
@@ -155,6 +210,7 @@ class BackgroundTask(QObject):
         # Python owns the thread and the worker (no deleteLater: two owners segfaulted); the thread ends, then both go
         if self._thread is not None:
             self._thread.wait()
+        self._thread_joined()
         stopped = self._stop_event is not None and self._stop_event.is_set()
         outcome = self._outcome
         self._thread = self._worker = self._stop_event = None

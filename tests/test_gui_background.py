@@ -87,3 +87,47 @@ def test_shutdown_joins_a_running_thread(qtbot):
     assert started.wait(5)
     task.shutdown()
     assert returned.is_set()  # shutdown() came back only after the function had ended and its thread was joined
+
+
+def test_garbage_is_collected_on_the_gui_thread_never_in_a_worker(qtbot):
+    """Qt objects in reference cycles must not be destroyed from a worker thread (the rare GUI-test hang): while a
+    worker allocates heavily, no collection runs in it, the GUI thread's timer collects instead, and the
+    collector's state comes back afterwards."""
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QObject
+
+    collections: list[threading.Thread] = []
+
+    def on_gc(phase, info):
+        if phase == "start":
+            collections.append(threading.current_thread())
+
+    class Holder(QObject):
+        pass
+
+    cyclic = Holder()
+    cyclic.me = cyclic  # a GUI-thread QObject only the cyclic collector can free
+    gone = weakref.ref(cyclic)
+    del cyclic
+    task = BackgroundTask("allocating")
+    enabled_before = gc.isenabled()
+    gc.callbacks.append(on_gc)
+    try:
+        def work(control):
+            junk = []
+            while not control.should_stop():
+                junk.append([[] for _ in range(1000)])  # ~1000 container objects a pass: gen-0 thresholds pass often
+                junk = junk[-50:]
+            return len(junk)
+
+        with qtbot.waitSignal(task.cancelled, timeout=TIMEOUT):
+            assert task.start(work)
+            assert not gc.isenabled()
+            qtbot.waitUntil(lambda: gone() is None, timeout=TIMEOUT)  # freed by the GUI thread's timer
+            task.cancel()
+    finally:
+        gc.callbacks.remove(on_gc)
+    assert collections and all(t is threading.main_thread() for t in collections)
+    assert gc.isenabled() == enabled_before
