@@ -180,6 +180,8 @@ def summarize(row: dict, runs: list[dict], base_runs: dict[int, dict] | None) ->
         "process_wall": median([r["process_wall"] for r in runs]),
         "cpu_seconds": median([r["cpu_seconds"] for r in runs]),
         "max_rss_mb": max(r["max_rss"] for r in runs) / 2**20,
+        # what "auto" ended with in each run: torch threads at the end, and the precision the probe chose
+        "ran_with": sorted({f"{r['threads']} thr {r.get('precision', 'fp32')}" for r in runs}),
     }
     if base_runs:  # paired by seed: each run against the baseline run of the same repeat
         summary["ratio"] = median([r["seconds"] / base_runs[r["seed"]]["seconds"] for r in runs])
@@ -193,11 +195,11 @@ def table(summaries: list[dict]) -> str:
         spread = f" ({100 * s['accuracy_min']:.2f}-{100 * s['accuracy_max']:.2f})" if s["n"] > 1 else ""
         rows.append([s["name"], *([s["busy"], f"{s['vs_idle']:.2f}x" if "vs_idle" in s else "-"] if loaded else []),
                      s["n"], f"{s['seconds']:.1f}", f"{s['ratio']:.2f}x" if "ratio" in s else "-",
-                     f"{s['samples_per_second']:,.0f}", f"{100 * s['accuracy']:.2f}%{spread}",
+                     " / ".join(s["ran_with"]), f"{s['samples_per_second']:,.0f}", f"{100 * s['accuracy']:.2f}%{spread}",
                      f"{s['process_wall']:.1f}", f"{s['cpu_seconds']:.1f}", f"{s['max_rss_mb']:.0f}",
                      s.get("target", "-"), {True: "yes", False: "NO"}.get(s.get("met"), "-")])
-    return format_table(["run", *(["busy programs", "x idle"] if loaded else []), "n", "time to acc. s", "x script", "samples/s", "test acc. (min-max)",
-                         "process s", "CPU s", "peak RSS MB", "target", "met"], rows)
+    return format_table(["run", *(["busy programs", "x idle"] if loaded else []), "n", "time to acc. s", "x script",
+                         "ran with", "samples/s", "test acc. (min-max)", "process s", "CPU s", "peak RSS MB", "target", "met"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,19 +217,23 @@ def main(argv: list[str] | None = None) -> int:
             order = rows[seed % len(rows):] + rows[:seed % len(rows)]  # rotate so no row always runs first
             for level in levels:  # idle and loaded interleaved per repeat: slow drifts hit both
                 with BusyPrograms(level):
-                    for row in order:
+                    # the script only idle: ratios are to its idle time, and beside a busy program its spinning
+                    # OpenMP threads can take minutes (198 s for its 7.7 s once)
+                    for row in (order if not level else [r for r in order if r["kind"] != "script"]):
                         log(f"repeat {seed + 1}/{args.repeats}, {level} busy: {row['name']} ...")
                         result = run_once(row, seed, args, script)
                         runs[(level, row["name"])].append(result)
                         log(f"  {result['seconds']:.1f} s, test accuracy {100 * result['test_accuracy']:.2f}%, "
                             f"{result['threads']} threads {result.get('precision', 'fp32')}, peak RSS {result['max_rss'] / 2**20:.0f} MB")
     summaries = []
+    runs = {key: r for key, r in runs.items() if r}
     for level in levels:
         base_name = None if args.no_baseline else rows[0]["name"]
-        base_runs = {r["seed"]: r for r in runs[(level, base_name)]} if base_name else None
+        base_runs = {r["seed"]: r for r in runs[(0, base_name)]} if base_name and (0, base_name) in runs else None
+        level_rows = [row for row in rows if (level, row["name"]) in runs]
         level_summaries = [summarize(row, runs[(level, row["name"])], base_runs if row["kind"] == "preset" else None)
-                           for row in rows]
-        for row, s in zip(rows, level_summaries):
+                           for row in level_rows]
+        for row, s in zip(level_rows, level_summaries):
             s["busy"] = level
             if level and (0, row["name"]) in runs:  # paired by seed against the same row idle
                 idle = {r["seed"]: r["seconds"] for r in runs[(0, row["name"])]}
