@@ -161,10 +161,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor(_load_weights_or_default(args.weights))
     any_failed = False
     for path in args.images:
-        record = {"path": path, "digit": None, "probabilities": None, "error": None}
+        record = {"path": path, "digit": None, "probabilities": None, "verdict": None, "candidates": None,
+                  "looks_like": None, "not_digit_probability": None, "hints": [], "error": None}
+        verdict = None
         try:
             prediction = predictor.predict(load_image(path))
             record["digit"], record["probabilities"] = prediction.digit, prediction.probabilities
+            verdict = prediction.verdict
+            if verdict is not None:  # core/verdict.py: "digit", "unsure" or "not_a_digit"
+                record.update(verdict=verdict.kind, candidates=verdict.candidates, looks_like=verdict.looks_like,
+                              not_digit_probability=verdict.not_digit_probability, hints=verdict.hints)
         except ImageError as exc:
             record["error"], any_failed = str(exc), True
         if args.json:
@@ -174,7 +180,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         elif record["digit"] is None:
             print(f"{path}: nothing to recognize (blank image)", flush=True)
         else:
-            print(f"{path}: {record['digit']} ({_percent(max(record['probabilities']))})", flush=True)
+            sentence = verdict.sentence if verdict is not None else str(record["digit"])
+            print(f"{path}: {sentence} ({_percent(max(record['probabilities']))})", flush=True)
     return EXIT_FAILED if any_failed else EXIT_OK
 
 
@@ -282,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...): one digit each, "
                    "any size, dark on light or light on dark")
     p.add_argument("--weights", metavar="PATH", help="weights file (default: the shipped default weights)")
-    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout: digit (the top guess, "
+                   "null only when there is nothing to recognize), probabilities, and verdict: digit, unsure (the "
+                   "model hesitates between the candidates) or not_a_digit (looks_like says what it resembles)")
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="accuracy, per-digit accuracy and confusion matrix on the MNIST test set")

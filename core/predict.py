@@ -10,17 +10,21 @@ import torch
 from PIL import Image
 
 from core.calibration import temperature_of
-from core.preprocess import preprocess
+from core.digit_gate import DEFAULT_GATE, DigitGate, GateError, load_gate
+from core.preprocess import preprocess, to_gray
+from core.verdict import Verdict, drawing_hints, judge
 from core.weights import LoadedWeights, load_default_weights, load_weights
 
 
 @dataclass
 class Prediction:
-    """`digit` and `probabilities` (10 floats summing to 1) are None when there is nothing to recognize."""
+    """`digit` (the top guess) and `probabilities` (10 calibrated floats summing to 1) are None when there is nothing
+    to recognize; `verdict` says whether the top guess is a digit, a hesitation or probably not a digit at all."""
 
     digit: int | None
     probabilities: list[float] | None
     image28: np.ndarray | None  # (28, 28) uint8: exactly what the model saw
+    verdict: Verdict | None = None
 
     @property
     def empty(self) -> bool:
@@ -29,12 +33,15 @@ class Prediction:
 
 class Predictor:
     """Wraps a loaded model in eval mode; thread-safe for reads (no_grad, no state changes). Probabilities are
-    calibrated by the temperature the weights file holds (core.calibration; 1.0 without one)."""
+    calibrated by the temperature the weights file holds (core.calibration; 1.0 without one). Each prediction has a
+    verdict (core.verdict) from them and from `gate`, the shipped "is this one digit?" network unless another or None
+    (confidence alone) is given; the gate is separate from the weights, so it serves any weights the user loads."""
 
-    def __init__(self, weights: LoadedWeights):
+    def __init__(self, weights: LoadedWeights, gate: DigitGate | None | str = "default"):
         self.weights = weights
         self.model = weights.model.eval()
         self.temperature = temperature_of(weights.metrics)
+        self.gate = default_gate() if gate == "default" else gate  # None: confidence alone judges
 
     @classmethod
     def from_file(cls, path: Path | str | None = None) -> "Predictor":
@@ -56,6 +63,28 @@ class Predictor:
         results = [Prediction(None, None, None) for _ in prepared]
         if filled:
             probs = self.probabilities(torch.stack([prepared[i].tensor for i in filled]))  # (M, 10)
-            for row, i in zip(probs.tolist(), filled):
-                results[i] = Prediction(int(np.argmax(row)), row, prepared[i].image28)
+            images28 = torch.stack([torch.from_numpy(prepared[i].image28) for i in filled])  # (M, 28, 28) uint8
+            scores = self.gate.scores(images28) if self.gate is not None else [None] * len(filled)
+            threshold = self.gate.threshold if self.gate is not None else 1.0
+            for row, score, i in zip(probs.tolist(), scores, filled):
+                drawn = getattr(prepared[i], "route", "drawing") == "drawing"  # photos get no drawing hints
+                hints = drawing_hints(to_gray(images[i])) if drawn else []
+                results[i] = Prediction(int(np.argmax(row)), row, prepared[i].image28,
+                                        judge(row, score, threshold, hints))
         return results
+
+
+_DEFAULT_GATE: list[DigitGate | None] = []
+
+
+def default_gate() -> DigitGate | None:
+    """The shipped gate, read once; None (confidence alone judges, and a warning is logged) if it cannot be read."""
+    if not _DEFAULT_GATE:
+        try:
+            _DEFAULT_GATE.append(load_gate(DEFAULT_GATE))
+        except GateError as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("%s; verdicts use the confidence alone", exc)
+            _DEFAULT_GATE.append(None)
+    return _DEFAULT_GATE[0]

@@ -151,7 +151,7 @@ class DrawTab(QWidget):
             if prediction.digit is None:
                 self.bars.clear_prediction("Nothing to recognize: no ink stands out from the paper")
             else:
-                self.bars.set_prediction(prediction.probabilities, prediction.image28)
+                self.bars.set_prediction(prediction.probabilities, prediction.image28, prediction.verdict)
         self._update_corrections()
 
     def _predict_single_threaded(self, image):

@@ -1,4 +1,4 @@
-"""The prediction pane: the top digit large, the 28x28 image the model saw, and ten labelled probability bars."""
+"""The prediction pane: the top digit large (or "?" / "×" and the verdict in words), the model's 28x28 input, 10 bars."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +6,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from core.verdict import Verdict
 from gui.qt_images import gray_to_qimage
 
 
@@ -140,13 +141,25 @@ class ProbabilityBars(QWidget):
         self._probabilities: list[float] | None = None
         self.clear_prediction()
 
-    def set_prediction(self, probabilities: list[float], image28: np.ndarray) -> None:
-        """Show the model's ten softmax values and its (28, 28) uint8 input."""
+    def set_prediction(self, probabilities: list[float], image28: np.ndarray, verdict: Verdict | None = None) -> None:
+        """Show the model's ten softmax values and its (28, 28) uint8 input; with a verdict (core/verdict.py), a
+        hesitation or a non-digit is said in words above the bars, which stay, and hints follow on their own lines."""
         self._probabilities = [float(p) for p in probabilities]
         self._image28 = image28
+        self._verdict = verdict
         digit = int(np.argmax(self._probabilities))
-        self._digit.setText(str(digit))
-        self._caption.setText(f"{100 * self._probabilities[digit]:.1f}% sure")
+        sure = f"{100 * self._probabilities[digit]:.1f}% sure"
+        if verdict is None or verdict.kind == "digit":
+            self._digit.setText(str(digit))
+            lines = [sure]
+        elif verdict.kind == "unsure":
+            self._digit.setText("?")
+            lines = [verdict.headline]
+        else:
+            self._digit.setText("\u00d7")  # a multiplication sign: every font has it
+            lines = [f"Not a digit? It looks like {verdict.looks_like}."]
+        hints = [] if verdict is None else verdict.hints
+        self._caption.setText("\n".join(lines + [h[0].upper() + h[1:] + "." for h in hints]))
         self._preview.set_image(image28)
         self._bars.probabilities = self._probabilities
         self._bars.update()
@@ -156,6 +169,7 @@ class ProbabilityBars(QWidget):
         """Empty bars and a message instead of a guess."""
         self._probabilities = None
         self._image28 = None
+        self._verdict = None
         self._digit.setText("–")
         self._caption.setText(message)
         self._preview.set_image(None)
@@ -169,6 +183,10 @@ class ProbabilityBars(QWidget):
     def preview(self):
         """The (28, 28) uint8 image shown as "what the network sees", or None."""
         return self._image28
+
+    def verdict(self) -> str | None:
+        """The verdict shown ("digit", "unsure", "not_a_digit"), or None without a prediction or a verdict."""
+        return None if self._verdict is None else self._verdict.kind
 
     def top_digit(self) -> int | None:
         return None if self._probabilities is None else int(np.argmax(self._probabilities))

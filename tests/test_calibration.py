@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.calibration import (calibrate, expected_calibration_error, fit_temperature, logits_of, temperature_of,
-                              write_with_temperature)
+from core.calibration import (
+    calibrate,
+    expected_calibration_error,
+    fit_temperature,
+    logits_of,
+    temperature_of,
+    write_with_temperature,
+)
 from core.models import build_model
 from core.predict import Predictor
 from core.weights import WeightsError, load_default_weights, load_weights, save_weights
@@ -72,7 +78,8 @@ def test_the_default_weights_are_never_overwritten_by_a_calibration(tmp_path):
 
     logits, labels = overconfident_logits(100, 1.0, seed=6)
     with pytest.raises(WeightsError, match="never overwritten"):
-        write_with_temperature(tutorial_file(tmp_path), paths.DEFAULT_WEIGHTS, calibrate(logits, labels, logits, labels))
+        write_with_temperature(tutorial_file(tmp_path), paths.DEFAULT_WEIGHTS,
+                               calibrate(logits, labels, logits, labels))
 
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, 1e9, "2", True])

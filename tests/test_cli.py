@@ -112,3 +112,27 @@ def test_usage_errors_and_help_in_a_real_process():
     assert wrong.returncode == 2 and "invalid int value" in wrong.stderr and "Traceback" not in wrong.stderr
     missing = subprocess.run([sys.executable, "main.py", "predict", "nope.png", "--json"], cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode == 1 and json.loads(missing.stdout)["error"].endswith("does not exist")
+
+
+def test_predict_json_says_digit_unsure_or_not_a_digit_and_keeps_the_top_guess(tmp_path, capsys):
+    from PIL import ImageDraw, ImageFont
+
+    seven, letter, blank = tmp_path / "seven.png", tmp_path / "letter.png", tmp_path / "blank.png"
+    draw(SEVEN, size=(280, 280), box=(70, 40, 210, 240), width=18).save(seven)
+    page = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(page).text((140, 140), "K", font=ImageFont.load_default(size=200), fill=0, anchor="mm")
+    page.save(letter)
+    Image.new("L", (50, 50), 255).save(blank)
+    code, out, _ = run_cli(capsys, "predict", seven, letter, blank, "--json")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert records[0]["digit"] == 7 and records[0]["verdict"] == "digit" and records[0]["candidates"] == [7]
+    assert records[1]["verdict"] == "not_a_digit" and records[1]["digit"] in range(10)  # the top guess stays
+    assert records[1]["looks_like"] and 0.5 <= records[1]["not_digit_probability"] <= 1
+    assert records[2]["digit"] is None and records[2]["verdict"] is None  # nothing to recognize
+    for record in records:
+        assert {"verdict", "candidates", "looks_like", "not_digit_probability", "hints"} <= set(record)
+    code, out, _ = run_cli(capsys, "predict", seven, letter)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith(f"{seven}: 7 (")
+    assert "probably not a single digit" in lines[1] and "the closest digit is" in lines[1]

@@ -1,0 +1,149 @@
+"""Trains the shipped "is this one digit?" gate, reproducibly from a seed:
+
+    python -m core.gate_training --data ../shared/data --out resources/digit_gate.safetensors [--seed 0]
+
+Digits: MNIST's training split (the default weights' validation part left out), pen digits of the training hands, and
+font digits of the training fonts (bench/ood_sets.py's "train" stream). Non-digits: core.not_digits pages of the
+"train" stream, letters only from the training fonts; pairs from MNIST training digits and training hands. The
+benchmark (bench/not_digits.py) draws from other streams, other fonts, other hands and MNIST's test split."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from core import augment as augmentation
+from core.digit_gate import gate_net, save_gate
+from core.not_digits import KINDS, frame, make_page, pen_digit_mask
+from core.preprocess import preprocess
+
+NON_DIGITS = {"letter": 12000, "scribble": 6000, "dot": 3000, "line": 4000, "pair": 8000, "blank": 3000}
+PEN_DIGITS, FONT_DIGITS, MNIST_DIGITS = 6000, 6000, 30000
+
+
+def training_fonts() -> list[Path | str]:
+    """The training split's fonts (bench/ood_sets.py), or Pillow's built-in font when none is installed."""
+    from bench.ood_sets import find_fonts
+
+    found, _missing = find_fonts(heldout=False)
+    return [*found, ""]
+
+
+def mnist_mask_source(images: torch.Tensor, labels: torch.Tensor):
+    """digit, rng -> an ink mask (h, w) in [0, 1] cropped from a random MNIST image (N, 28, 28) of that digit."""
+    by_digit = {d: torch.nonzero(labels == d).flatten().tolist() for d in range(10)}
+
+    def source(digit: int, rng: np.random.Generator) -> np.ndarray:
+        pool = by_digit[digit]
+        img = images[pool[rng.integers(len(pool))]].numpy().astype(np.float32) / 255.0
+        rows, cols = np.nonzero(img > 0.1)
+        return img[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return source
+
+
+def non_digit_images(seed: int, mnist_images: torch.Tensor, mnist_labels: torch.Tensor,
+                     counts: dict[str, int] = NON_DIGITS) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (M, 28, 28) preprocessed non-digit pages of the train stream and their kind indices (M,)."""
+    fonts = training_fonts()
+    mnist_source = mnist_mask_source(mnist_images, mnist_labels)
+
+    def pair_source(digit: int, rng: np.random.Generator) -> np.ndarray:
+        return mnist_source(digit, rng) if rng.random() < 0.6 else pen_digit_mask(digit, rng, heldout=False)
+
+    images, kinds = [], []
+    for kind, count in counts.items():
+        for i in range(count):
+            page = make_page(kind, "train", seed, i, fonts=fonts, digit_source=pair_source)
+            prepared = preprocess(page)
+            if not prepared.empty:
+                images.append(torch.from_numpy(prepared.image28))
+                kinds.append(KINDS.index(kind))
+    return torch.stack(images), torch.tensor(kinds)
+
+
+def digit_images(seed: int, mnist_images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28): MNIST training digits, pen digits and font digits of the training split."""
+    from bench.ood_sets import pen_and_font_training_digits
+
+    generator = torch.Generator().manual_seed(seed)
+    mnist = mnist_images[torch.randperm(len(mnist_images), generator=generator)[:MNIST_DIGITS]]
+    pen = []
+    for i in range(PEN_DIGITS):  # framed like a pad or a page, so the gate sees what preprocessing makes of them
+        rng = np.random.default_rng([0x6A7E, seed, i])
+        prepared = preprocess(frame(pen_digit_mask(i % 10, rng, heldout=False), rng))
+        if not prepared.empty:
+            pen.append(torch.from_numpy(prepared.image28))
+    fonts, _ = pen_and_font_training_digits(FONT_DIGITS, seed, kinds=("fonts",))
+    return torch.cat([mnist, torch.stack(pen), fonts])
+
+
+def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int = 6, width: int = 16,
+               batch_size: int = 128, lr: float = 2e-3, log=print) -> nn.Module:
+    """Adam with a one-cycle schedule, cross-entropy over the kinds, the classifier's augmentation on every batch."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():  # the model's initial weights come from the seed; the caller's RNG is kept
+        torch.manual_seed(seed)
+        model = gate_net(width)
+    steps = epochs * ((len(images) + batch_size - 1) // batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=generator)
+        total, correct, seen = 0.0, 0, 0
+        for start in range(0, len(images), batch_size):
+            idx = order[start:start + batch_size]
+            x = augmentation.augment(images[idx].float().div(255.0).unsqueeze(1), 1.0, generator)  # (B, 1, 28, 28)
+            logits = model(x)
+            loss = loss_fn(logits, kinds[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+            correct += int(((logits.argmax(1) == 0) == (kinds[idx] == 0)).sum())
+            seen += len(idx)
+        log(f"epoch {epoch + 1}/{epochs}: loss {total / seen:.4f}, digit/not-digit accuracy {correct / seen:.4f}")
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.data import load_mnist
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="MNIST folder")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
+    p.add_argument("--threshold", type=float, default=0.5, help="P(not one digit) from which a page is a non-digit")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.is_file():  # the same seed's pages, made before
+        positives, negatives, kinds = torch.load(cache, weights_only=True)
+    else:
+        data = load_mnist(args.data, val_fraction=0.1, seed=0, download=False)  # the default weights' own split
+        negatives, kinds = non_digit_images(args.seed, data.train_images, data.train_labels)
+        positives = digit_images(args.seed, data.train_images)
+        if cache is not None:
+            torch.save((positives, negatives, kinds), cache)
+    print(f"{len(positives)} digits, {len(negatives)} non-digits in {time.perf_counter() - started:.0f} s")
+    images = torch.cat([positives, negatives])
+    labels = torch.cat([torch.zeros(len(positives), dtype=torch.long), kinds])
+    model = train_gate(images, labels, args.seed, args.epochs)
+    seconds = time.perf_counter() - started
+    save_gate(args.out, model, 16, args.threshold,
+              {"seed": args.seed, "epochs": args.epochs, "digits": len(positives), "non_digits": len(negatives),
+               "train_seconds": round(seconds, 1), "trained_by": "python -m core.gate_training"})
+    print(f"wrote {args.out} after {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

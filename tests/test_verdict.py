@@ -1,0 +1,142 @@
+"""Verdicts: a clear digit is a digit; a dot, a line, a letter, two digits side by side are not; a hesitation is "not
+sure"; hints for small drawings and strokes off the edge; the gate file is read safely."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from core.digit_gate import (
+    DEFAULT_GATE,
+    GateError,
+    GateScore,
+    gate_net,
+    load_gate,
+    save_gate,
+)
+from core.not_digits import pen_digit_mask
+from core.predict import Predictor, default_gate
+from core.verdict import judge
+from core.weights import load_default_weights
+from tests.conftest import requires_real_mnist
+from tests.test_predict import STROKES
+from tests.test_preprocess import SEVEN, draw
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(load_default_weights())
+
+
+def pad(size: int = 280) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    page = Image.new("L", (size, size), 255)
+    return page, ImageDraw.Draw(page)
+
+
+def dot() -> Image.Image:
+    page, pen = pad()
+    pen.ellipse((130, 130, 150, 150), fill=0)  # one click with a round brush
+    return page
+
+
+def line() -> Image.Image:
+    page, pen = pad()
+    pen.line((40, 150, 240, 130), fill=0, width=14)
+    return page
+
+
+def letter(text: str) -> Image.Image:
+    page, pen = pad()
+    pen.text((140, 140), text, font=ImageFont.load_default(size=200), fill=0, anchor="mm")  # Pillow's own font
+    return page
+
+
+def pair(left: int, right: int) -> Image.Image:
+    rng = np.random.default_rng(7)
+    masks = [pen_digit_mask(d, rng, heldout=True) for d in (left, right)]
+    height = 120
+    page = np.full((200, 320), 255.0)
+    x = 30
+    for mask in masks:
+        scaled = np.asarray(Image.fromarray(mask, "F").resize((round(mask.shape[1] * height / mask.shape[0]), height)))
+        page[40:40 + height, x:x + scaled.shape[1]] -= 255 * np.clip(scaled, 0, 1)
+        x += scaled.shape[1] + 25
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("name, image", [("dot", dot()), ("line", line()), ("letter A", letter("A")),
+                                         ("letter K", letter("K")), ("letter W", letter("W")),
+                                         ("pair 3 8", pair(3, 8)), ("pair 2 5", pair(2, 5))])
+def test_things_that_are_not_one_digit_are_called_so_and_keep_a_top_guess(predictor, name, image):
+    prediction = predictor.predict(image)
+    assert prediction.verdict.kind == "not_a_digit", (name, prediction.verdict)
+    assert prediction.digit in range(10) and len(prediction.probabilities) == 10  # the bars still have values
+    assert "not a single digit" in prediction.verdict.sentence
+
+
+@pytest.mark.parametrize("digit", sorted(STROKES))
+def test_a_clear_drawn_digit_is_a_digit(predictor, digit):
+    prediction = predictor.predict(draw(STROKES[digit], size=(280, 280), box=(70, 40, 210, 240), width=18))
+    assert prediction.digit == digit and prediction.verdict.kind == "digit", prediction.verdict
+    assert prediction.verdict.hints == [] and prediction.verdict.headline == str(digit)
+
+
+def test_a_hesitation_between_two_digits_is_not_sure_and_names_both():
+    probabilities = [0.01] * 10
+    probabilities[4], probabilities[9] = 0.48, 0.44
+    verdict = judge(probabilities, GateScore(0.02, "letter"), gate_threshold=0.5)
+    assert verdict.kind == "unsure" and verdict.candidates == [4, 9] and verdict.headline == "Not sure: 4 or 9?"
+    assert judge(probabilities, None, 0.5).kind == "unsure"  # without a gate, confidence still judges
+    probabilities[4], probabilities[9] = 0.9, 0.02
+    assert judge(probabilities, GateScore(0.02, "letter"), 0.5).kind == "digit"
+    assert judge(probabilities, GateScore(0.97, "pair"), 0.5).looks_like == "more than one digit"
+
+
+def test_hints_for_a_tiny_drawing_and_for_strokes_off_the_pad(predictor):
+    tiny = draw(SEVEN, size=(400, 400), box=(180, 180, 215, 230), width=5)
+    assert any("draw bigger" in h for h in predictor.predict(tiny).verdict.hints)
+    off = draw(SEVEN, size=(200, 200), box=(40, -30, 150, 150), width=12)  # the top bar runs off the top edge
+    assert any("off the edge" in h for h in predictor.predict(off).verdict.hints)
+
+
+def test_a_predictor_without_a_gate_judges_by_confidence_alone(predictor):
+    plain = Predictor(predictor.weights, gate=None)
+    verdict = plain.predict(draw(SEVEN)).verdict
+    assert verdict.kind == "digit" and verdict.not_digit_probability is None
+
+
+def test_the_shipped_gate_is_small_and_reads_back(tmp_path):
+    assert DEFAULT_GATE.is_file() and DEFAULT_GATE.stat().st_size < 300_000
+    gate = load_gate()
+    assert 0 < gate.threshold < 1 and default_gate() is not None
+    save_gate(tmp_path / "copy.safetensors", gate.model, 16, gate.threshold, gate.info)
+    copy = load_gate(tmp_path / "copy.safetensors")
+    images = torch.from_numpy(np.stack([np.asarray(dot().resize((28, 28)))] * 2))
+    assert [s.not_digit for s in copy.scores(images)] == [s.not_digit for s in gate.scores(images)]
+
+
+def test_a_damaged_or_foreign_gate_file_is_one_sentence(tmp_path):
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(DEFAULT_GATE.read_bytes()[:5000])
+    with pytest.raises(GateError, match="damaged"):
+        load_gate(damaged)
+    wide = tmp_path / "wide.safetensors"
+    save_gate(wide, gate_net(8), 16, 0.5, {})  # says width 16, holds width 8
+    with pytest.raises(GateError, match="does not match"):
+        load_gate(wide)
+    with pytest.raises(GateError, match="cannot be read"):
+        load_gate(tmp_path / "absent.safetensors")
+    with pytest.raises(GateError, match="at most"):
+        load_gate(tmp_path)  # a folder
+
+
+@requires_real_mnist
+def test_real_mnist_test_digits_are_rarely_flagged(real_mnist_dir, predictor):
+    from core.data import load_split, locate
+
+    images, _labels = load_split(locate(real_mnist_dir, download=False), train=False)
+    picked = torch.arange(0, 10_000, 10)  # 1,000 digits spread over the whole test split
+    verdicts = [p.verdict.kind for p in predictor.predict_many([images[i].numpy() for i in picked])]
+    flagged = sum(v != "digit" for v in verdicts) / len(verdicts)
+    assert flagged <= 0.01, f"{100 * flagged:.1f}% of real MNIST test digits flagged (target <= 1%)"
