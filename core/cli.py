@@ -125,6 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    recorder.ran_with(result)  # the precision and threads training settled on
     try:
         saved = save_training_result(result.model, settings.arch, result.arch_args, result.normalization,
                                      settings.to_dict(), result.metrics, out, f"{settings.preset}-{settings.arch}")

@@ -43,7 +43,9 @@ def _device_precision_threads(settings) -> tuple[str, str, int]:
 
     try:
         device = select_device(settings.device)
-        precision = "bf16 autocast" if autocast_dtype(settings.precision, device) is not None else "fp32"
+        bf16 = autocast_dtype(settings.precision, device) is not None
+        # "auto" with native bf16 is settled by a probe in training (TrainResult.precision): until then, "auto"
+        precision = "auto" if bf16 and settings.precision == "auto" else "bf16 autocast" if bf16 else "fp32"
         device_name = device.type
     except TrainingError:  # the run will fail with this very message; the record says what was asked
         device_name, precision = settings.device, settings.precision
@@ -90,6 +92,14 @@ class RunRecorder:
     def add_step(self, progress) -> None:
         """core.finetune's FinetuneProgress: each step trains on one batch of `batch_size` images."""
         self.add_batch(progress.step * self.step_samples, progress.loss)
+
+    def ran_with(self, result) -> None:
+        """Precision and thread count as a TrainResult says they ended (training may choose both as it goes)."""
+        precision, threads = getattr(result, "precision", None), getattr(result, "threads", None)
+        if precision in ("bf16", "fp32"):
+            self.precision = "bf16 autocast" if precision == "bf16" else "fp32"
+        if isinstance(threads, int) and threads > 0:
+            self.threads = threads
 
     def add_batch(self, samples_done: int, loss: float, accuracy: float | None = None) -> None:
         """One batch: samples seen so far (all epochs), its loss, the training accuracy so far (None if unknown)."""

@@ -88,6 +88,7 @@ class TrainWorker:
             self._flush()
             return self._failed(str(exc))
         self._flush()
+        recorder.ran_with(result)  # the precision and threads training settled on
         metrics, stem = training_metrics(result), f"{self._settings.preset}-{self._settings.arch}"
         if result.stopped:
             metrics["stopped"] = True

@@ -154,6 +154,7 @@ def test_training_records_its_curve_epochs_and_test_numbers(tiny_settings):
 
     recorder = RunRecorder.for_training(tiny_settings, "cli")
     result = train(tiny_settings, on_batch=recorder.add_progress, on_epoch=recorder.add_epoch)
+    recorder.ran_with(result)
     record = recorder.finish("completed", training_metrics(result))
     assert record.device == "cpu" and record.precision in ("fp32", "bf16 autocast") and record.threads >= 1
     assert len(record.curve["loss"]) == len(record.curve["batch"]) == 2 * 27  # every batch of both epochs
@@ -288,3 +289,17 @@ def test_cli_train_on_real_mnist_records_the_test_accuracy_it_prints(real_mnist_
     assert f"run {run.id} recorded" in out and run.status == "completed"
     assert record.curve["samples"][-1] == 60_000 and len(record.curve["loss"]) == 59
     assert sum(record.metrics["per_class_accuracy"]) / 10 == pytest.approx(run.test_accuracy, abs=0.02)
+
+
+def test_the_record_says_which_precision_and_threads_training_settled_on(tiny_settings):
+    from dataclasses import replace
+
+    from core.training import train
+
+    settings = replace(tiny_settings, precision="auto", threads=None, epochs=1)
+    recorder = RunRecorder.for_training(settings, "cli")
+    result = train(settings, on_batch=recorder.add_progress)
+    recorder.ran_with(result)
+    record = recorder.finish("completed", training_metrics(result))
+    assert record.precision == ("bf16 autocast" if result.precision == "bf16" else "fp32")
+    assert record.threads == result.threads
