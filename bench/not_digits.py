@@ -158,12 +158,17 @@ def main(argv: list[str] | None = None) -> int:
             calibrated = torch.from_numpy(s.probabilities[kept])
             raw = torch.softmax(torch.log(calibrated.clamp_min(1e-30)) * predictor.temperature, 1)  # undo 1/T
             labels = torch.from_numpy(s.labels[kept]).long()
-            row.update(accuracy=float((calibrated.argmax(1) == labels).float().mean()),
+            wrong = (calibrated.argmax(1) != labels).numpy()
+            flagged = (s.not_digit[kept] >= gate.threshold) | (s.probabilities[kept].max(1) < UNSURE_BELOW)
+            row.update(accuracy=float(1 - wrong.mean()),
+                       mistakes_flagged=float(flagged[wrong].mean()) if wrong.any() else None,
                        ece_raw=expected_calibration_error(raw, labels),
                        ece_calibrated=expected_calibration_error(calibrated, labels))
         rows.append(row)
         table.append([s.name, s.split, "digits" if s.is_digit else "non-digits", row["n"], pct(row["flagged"]),
                       pct(row["unsure"]), pct(row["not_a_digit"]), pct(row["confidence_only_flagged"]), "0.0%",
+                      pct(row["accuracy"]) if "accuracy" in row else "",
+                      pct(row["mistakes_flagged"]) if row.get("mistakes_flagged") is not None else "",
                       f"{100 * row['ece_raw']:.2f}% -> {100 * row['ece_calibrated']:.2f}%" if "ece_raw" in row else ""])
     summary = {}
     for split in ("tune", "heldout"):
@@ -182,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         (f"verdicts: gate threshold {gate.threshold:.2f}, not sure below {100 * UNSURE_BELOW:.0f}% (calibrated, "
          f"T={predictor.temperature:.3f}); {weights.name}"),
         format_table(["set", "split", "kind", "n", "flagged", "unsure", "not a digit", "confidence only",
-                      "no verdict (before)", "ECE raw -> calibrated"], table, "lllrrrrrrr"),
+                      "no verdict (before)", "top guess right", "mistakes flagged", "ECE raw -> calibrated"],
+                     table, "lllrrrrrrrrr"),
         *(summary_line(split, v) for split, v in summary.items()),
         "how the thresholds were chosen (tune sets only: worst real-digit set, mean of the non-digit sets):",
         format_table(["gate threshold", "not sure below", "real digits flagged (max)", "non-digits flagged (mean)"],

@@ -19,7 +19,7 @@ FORMAT_TAG = "digit-recognizer-gate"
 FORMAT_VERSION = 1
 DEFAULT_GATE = Path(__file__).resolve().parent.parent / "resources" / "digit_gate.safetensors"
 MAX_GATE_BYTES = 4 * 2**20   # the shipped gate is ~0.1 MB; nothing larger is read
-DEFAULT_THRESHOLD = 0.5      # P(not one digit) at or above this: "not a digit" (the file's own value wins)
+DEFAULT_THRESHOLD = 0.6      # P(not one digit) at or above this: "not a digit" (the file's own value wins)
 
 
 class GateError(Exception):

@@ -1,6 +1,6 @@
 """Trains the shipped "is this one digit?" gate, reproducibly from a seed:
 
-    python -m core.gate_training --data ../shared/data --out resources/digit_gate.safetensors [--seed 0]
+    python -m core.gate_training --data ../shared/data --out resources/digit_gate.safetensors --epochs 12 [--seed 0]
 
 Digits: MNIST's training split (the default weights' validation part left out), pen digits of the training hands, and
 font digits of the training fonts (bench/ood_sets.py's "train" stream). Non-digits: core.not_digits pages of the
@@ -81,7 +81,7 @@ def digit_images(seed: int, mnist_images: torch.Tensor) -> torch.Tensor:
     return torch.cat([mnist, torch.stack(pen), fonts])
 
 
-def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int = 6, width: int = 16,
+def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int = 12, width: int = 16,
                batch_size: int = 128, lr: float = 2e-3, log=print) -> nn.Module:
     """Adam with a one-cycle schedule, cross-entropy over the kinds, the classifier's augmentation on every batch."""
     generator = torch.Generator().manual_seed(seed)
@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="MNIST folder")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
-    p.add_argument("--threshold", type=float, default=0.5, help="P(not one digit) from which a page is a non-digit")
+    p.add_argument("--threshold", type=float, default=0.6,
+                   help="P(not one digit) from which a page is a non-digit (0.6: chosen on bench/not_digits.py's "
+                        "tune sets)")
     args = p.parse_args(argv)
     started = time.perf_counter()
     cache = Path(args.cache) if args.cache else None
