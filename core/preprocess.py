@@ -9,6 +9,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from core import photo
+from core.photo import Region
+
 BOX = 20                 # MNIST: the digit's longer side fits a 20x20 box
 SIZE = 28                # ...centred by centre of mass in 28x28
 MIN_CONTRAST = 32.0      # ink must differ from the paper by this much (0-255) to count as ink
@@ -25,10 +28,14 @@ class ImageError(Exception):
 
 @dataclass
 class Preprocessed:
-    """What the model sees: `image28` (28, 28) uint8 with ink high, `tensor` (1, 28, 28) normalized; None when empty."""
+    """What the model sees: `image28` (28, 28) uint8 with ink high, `tensor` (1, 28, 28) normalized; None when empty.
+    `region` is where the digit was found, (x0, y0, x1, y1) in the source image's pixels; `route` is "drawing" (flat
+    paper: the plain MNIST recipe) or "photo" (background, lines and clutter removed first, core/photo.py)."""
 
     image28: np.ndarray | None
     tensor: torch.Tensor | None
+    region: Region | None = None
+    route: str = "drawing"
 
     @property
     def empty(self) -> bool:
@@ -122,21 +129,54 @@ def thin_fat_strokes(image: np.ndarray) -> np.ndarray:
     return thinned / max(float(thinned.max()), 1e-6)  # the darkest ink stays at full strength, as in MNIST
 
 
-def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, float] = (0.0, 1.0)) -> Preprocessed:
-    """MNIST recipe: gray, ink high (polarity from the border), crop to ink, longer side 20 px, centre of mass at
-    centre; then strokes far fatter than MNIST's are thinned."""
-    gray = to_gray(image)
-    if gray.size == 0:
-        return Preprocessed(None, None)
+def drawing_ink(gray: np.ndarray) -> np.ndarray | None:
+    """A clean drawing's ink (H, W) in [0, 1]: polarity from the border, paper 0, faint noise dropped; None if blank."""
     paper = float(np.median(_border(gray)))
     if paper > 127:                       # dark ink on light paper: invert so ink is high, as in MNIST
         gray, paper = 255.0 - gray, 255.0 - paper
     ink = np.clip(gray - paper, 0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
-        return Preprocessed(None, None)   # nothing to recognize: never guess on a blank page
+        return None                       # nothing to recognize: never guess on a blank page
     ink[ink < NOISE_FLOOR * peak] = 0.0
-    ink /= peak                           # (H, W) in [0, 1]
+    return ink / peak
+
+
+def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, float] = (0.0, 1.0), *,
+               region: Region | None = None, erase: np.ndarray | None = None, route: str | None = None
+               ) -> Preprocessed:
+    """MNIST recipe: gray, ink high (polarity from the border), crop to ink, longer side 20 px, centre of mass at
+    centre; then strokes far fatter than MNIST's are thinned. Photos first lose their background, paper lines and
+    clutter (core/photo.py). `region` (x0, y0, x1, y1) limits the search to that box and `erase` (H, W) bool paints
+    pixels over with the paper around them, both in the source image's pixels. `route` "drawing" or "photo" forces
+    that path (None: `photo.looks_like_photo` decides)."""
+    gray = to_gray(image)
+    if region is not None or erase is not None:
+        gray, (left, top) = photo.erase_and_crop(gray, region, erase)
+    else:
+        left = top = 0
+    if gray.size == 0:
+        return Preprocessed(None, None)
+    if route == "photo" or (route is None and photo.looks_like_photo(gray)):
+        found = photo.find_digit(gray)
+        if found is None:
+            return Preprocessed(None, None, route="photo")
+        ink, route = found.ink, "photo"  # (h, w) at the photo's working size
+        x0, y0, x1, y1 = found.region
+    else:
+        ink, route = drawing_ink(gray), "drawing"
+        if ink is None:
+            return Preprocessed(None, None)
+        rows, cols = np.nonzero(ink)
+        x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
+    image28 = frame(ink)
+    mean, std = normalization
+    tensor = (torch.from_numpy(image28).float().div(255.0).sub(mean).div(std)).unsqueeze(0)  # (1, 28, 28)
+    return Preprocessed(image28, tensor, (x0 + left, y0 + top, x1 + left, y1 + top), route)
+
+
+def frame(ink: np.ndarray) -> np.ndarray:
+    """Ink (H, W) in [0, 1], paper 0 -> (28, 28) uint8: cropped, longer side 20 px, centre of mass at the centre."""
     rows, cols = np.nonzero(ink)
     crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     h, w = crop.shape
@@ -153,7 +193,4 @@ def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, floa
     left = int(np.clip(round((SIZE - 1) / 2 - com_x), 0, SIZE - new_w))
     canvas[top:top + new_h, left:left + new_w] = small
     canvas = thin_fat_strokes(canvas)
-    image28 = np.round(canvas * 255).astype(np.uint8)
-    mean, std = normalization
-    tensor = (torch.from_numpy(image28).float().div(255.0).sub(mean).div(std)).unsqueeze(0)  # (1, 28, 28)
-    return Preprocessed(image28, tensor)
+    return np.round(canvas * 255).astype(np.uint8)

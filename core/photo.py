@@ -1,0 +1,280 @@
+"""Photos and scans: find the digit on uneven, lined or cluttered paper and return its ink alone (OpenCV)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WORK_SIDE = 1000         # photos are searched at most this big (px, longer side): a 12 MP photo in ~100 ms
+MIN_PHOTO_SIDE = 48      # smaller images (thumbnails, MNIST's own 28x28) always take the drawing path
+FLAT_LEVELS = 2          # a clean drawing's paper is within this many grey levels of its median (a photo's: noise)
+MIN_PAPER = 0.4          # ...over at least this share of the image
+MAX_MIDTONES = 0.10      # ...and at most this share of its pixels lie between paper and ink (a photo: most)
+LINE_COVERAGE = 0.6      # a row or column inked along this share of the image is a paper line, not a digit
+MAX_TILT_DEG = 15.0      # ruled or grid lines are looked for up to this angle either way
+BACKGROUND_SHARE = 0.25  # the background filter is this share of the (small) image's side: wider than any stroke
+
+Region = tuple[int, int, int, int]  # (x0, y0, x1, y1) in source pixels, x1/y1 exclusive
+
+
+@dataclass
+class FoundDigit:
+    """The chosen digit: `ink` (h, w) float32 in [0, 1], zero outside it; `region` where it lies in the source."""
+
+    ink: np.ndarray
+    region: Region
+    tilt_deg: float        # the paper's ruled lines were turned upright by this much (0: no lines found)
+    candidates: int        # inked groups found before choosing
+
+
+def _cv2():
+    import cv2  # imported on the first photo: drawings on the pad never pay for it
+
+    return cv2
+
+
+def looks_like_photo(gray: np.ndarray) -> bool:
+    """False for a clean drawing (flat paper, ink, little in between, no page-wide lines); True otherwise.
+
+    Clean drawings keep the original MNIST path pixel for pixel; everything else gets the photo treatment."""
+    h, w = gray.shape
+    if min(h, w) < MIN_PHOTO_SIDE:
+        return False
+    step = max(1, int(np.sqrt(h * w / 250_000)))  # statistics on <= ~250k pixels: 12 MP costs what 0.25 MP does
+    sample = gray[::step, ::step]
+    ring = max(1, min(sample.shape) // 40)
+    border = np.concatenate([sample[:ring].ravel(), sample[-ring:].ravel(), sample[:, :ring].ravel(),
+                             sample[:, -ring:].ravel()])
+    paper = float(np.median(border))
+    if float(np.mean(np.abs(border - paper) <= FLAT_LEVELS)) < 0.9:
+        return True                       # shaded, textured or cluttered edges
+    deviation = np.abs(sample - paper)
+    if float(np.mean(deviation <= FLAT_LEVELS)) < MIN_PAPER:
+        return True                       # sensor noise, paper texture, JPEG
+    midtones = float(np.mean((deviation > FLAT_LEVELS) & (deviation < 0.5 * max(float(deviation.max()), 1.0))))
+    if midtones > MAX_MIDTONES:
+        return True
+    ink = deviation > 32
+    return bool(ink.mean(1).max(initial=0) > 0.9 or ink.mean(0).max(initial=0) > 0.9)  # ruled lines edge to edge
+
+
+def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, tuple[int, int]]:
+    """The user's edits: `erase` (H, W) bool pixels painted over with the paper around them (inpainting), then the
+    crop to `region`. Returns the edited (h, w) float32 image and the crop's top-left (x, y) in source pixels."""
+    if erase is not None and erase.shape == gray.shape and erase.any():
+        cv2 = _cv2()
+        mask = erase.astype(np.uint8)
+        # inpainting continues the paper's shading and texture into the erased pixels (a flat fill leaves a patch)
+        gray = cv2.inpaint(np.clip(gray, 0, 255).astype(np.uint8), mask, 3, cv2.INPAINT_TELEA).astype(np.float32)
+    if region is None:
+        return gray, (0, 0)
+    h, w = gray.shape
+    x0, y0, x1, y1 = (int(round(v)) for v in region)
+    x0, x1 = sorted((min(max(x0, 0), w), min(max(x1, 0), w)))
+    y0, y1 = sorted((min(max(y0, 0), h), min(max(y1, 0), h)))
+    return gray[y0:y1, x0:x1], (x0, y0)
+
+
+def _contrast(small: np.ndarray) -> np.ndarray:
+    """Ink strength (h, w) in [0, 1] of a dark-ink image: 1 - pixel / local paper, the paper estimated by a
+    morphological closing far wider than any stroke (keeps shadows' and the page's edges, removes the ink)."""
+    cv2 = _cv2()
+    h, w = small.shape
+    factor = max(1, max(h, w) // 400)     # the paper is estimated at <= ~400 px: up to 6x fewer pixels to filter
+    tiny = cv2.resize(small, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    k = 2 * max(1, round(BACKGROUND_SHARE * max(tiny.shape) / 2)) + 1
+    # the edge pixels continued outward: a closing would otherwise lift the paper where a vignette darkens the edge
+    padded = cv2.copyMakeBorder(tiny, k, k, k, k, cv2.BORDER_REPLICATE)
+    # a square closing keeps straight shadow edges where they are (any convex shape does) and costs O(1) a pixel
+    paper = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))[k:-k, k:-k]
+    paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(1.0 - small / np.maximum(paper, 1.0), 0.0, 1.0)  # shadows divide out: ink is a ratio
+
+
+def _light_ink(small: np.ndarray) -> bool:
+    """Polarity: light ink on a dark board only when both tests say so (dark ink on paper is far more common):
+    the far tail of the pixels is light, both from the local median (a shadow's edge reaches both ways) and
+    from the global one (strokes wider than the local window fool the first)."""
+    cv2 = _cv2()
+    h, w = small.shape
+    factor = max(1, max(h, w) // 400)
+    tiny = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (max(1, w // factor), max(1, h // factor)),
+                      interpolation=cv2.INTER_AREA)
+    k = min(255, 2 * max(1, round(BACKGROUND_SHARE * max(tiny.shape) / 2)) + 1)  # wider than twice a stroke
+    away = tiny.astype(np.float32) - cv2.medianBlur(tiny, k)
+    lo, mid, hi = np.percentile(tiny, (1, 50, 99))
+    return float(np.percentile(away, 99.98)) > -float(np.percentile(away, 0.02)) and hi - mid > mid - lo
+
+
+def _thresholds(contrast: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Smoothed contrast and the (low, high) ink thresholds, relative to the paper's own noise and the darkest ink."""
+    cv2 = _cv2()
+    smooth = cv2.GaussianBlur(contrast, (3, 3), 0)
+    level = float(np.median(smooth))
+    noise = 1.4826 * float(np.median(np.abs(smooth - level))) + 1e-3
+    peak = float(np.percentile(smooth, 99.99))  # the darkest ink, not one hot pixel
+    return smooth, max(level + 3 * noise, 0.2 * peak, 0.05), max(level + 6 * noise, 0.4 * peak, 0.08)
+
+
+def _hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """The weak pixels connected to a strong one: faint stroke edges grow from the dark stroke cores."""
+    cv2 = _cv2()
+    count, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
+    seeded = np.zeros(count, dtype=bool)
+    seeded[np.unique(labels[strong & weak])] = True
+    seeded[0] = False
+    return seeded[labels]
+
+
+def _line_runs(counts: np.ndarray, length: int) -> int:
+    """How many separate runs of projection bins are inked along LINE_COVERAGE of `length`."""
+    full = np.concatenate([[False], counts >= LINE_COVERAGE * length, [False]])
+    return int(np.count_nonzero(full[1:] & ~full[:-1]))
+
+
+def _tilt(mask: np.ndarray) -> float | None:
+    """The angle (degrees) that makes paper lines in `mask` horizontal/vertical, or None when there are none: the
+    rotation whose row or column projection holds two or more lines inked along LINE_COVERAGE of the image (one
+    long stroke of a big digit is not ruled paper)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 50:
+        return None
+    h, w = mask.shape
+    step = max(1, len(xs) // 40_000)      # every step-th inked pixel: 70 projections stay ~1 ms each
+    ys, xs = ys[::step], xs[::step]
+    w, h = w / step, h / step             # ...so a line is that many times shorter too
+    def coverage(angle: float) -> float:
+        t = np.deg2rad(angle)
+        rows = np.bincount(np.round(ys * np.cos(t) - xs * np.sin(t)).astype(np.int64) + mask.shape[1])  # turned rows
+        cols = np.bincount(np.round(xs * np.cos(t) + ys * np.sin(t)).astype(np.int64) + mask.shape[0])
+        if max(_line_runs(rows, w), _line_runs(cols, h)) < 2:
+            return 0.0
+        return max(rows.max() / w, cols.max() / h)
+
+    best, best_angle = 0.0, None
+    for angle in sorted(np.arange(-MAX_TILT_DEG, MAX_TILT_DEG + 0.01, 0.5), key=abs):  # on a tie the smallest turn
+        found = coverage(angle)
+        if found > best + 0.01:
+            best, best_angle = found, float(angle)
+    if best_angle is None:
+        return None
+    return max(np.arange(best_angle - 0.4, best_angle + 0.41, 0.1), key=coverage)  # then to a tenth of a degree
+
+
+def _remove_lines(mask: np.ndarray) -> np.ndarray:
+    """Drop horizontal and vertical page-wide lines (ruled, grid, margin) from an upright mask; where a stroke
+    crosses a line or lies along it (ink thicker across than the line), its pixels are kept."""
+    cv2 = _cv2()
+    h, w = mask.shape
+    m = mask.astype(np.uint8)
+    cleaned = m.copy()
+    for horizontal in (True, False):
+        rows = m if horizontal else np.ascontiguousarray(m.T)  # lines run along these rows
+        n = rows.shape[1]
+        band = rows.copy()                            # a line not quite level spreads over neighbouring rows
+        band[1:] |= rows[:-1]
+        band[:-1] |= rows[1:]
+        runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, max(15, n // 5)), np.uint8))  # long straight runs
+        extent = n - runs[:, ::-1].argmax(1) - runs.argmax(1)
+        # rows whose long runs add up to half a line's share and reach from side to side are a paper line, even
+        # where it breaks up; a digit's long stroke reaches across only part of the page
+        along = (runs.mean(1) >= 0.5 * LINE_COVERAGE) & (extent >= 0.75 * n) & runs.any(1)
+        if not along.any():
+            continue
+        edges = np.diff(np.concatenate([[0], along.astype(np.int8), [0]]))
+        thickness = int(np.max(np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]))  # the widest line, in rows
+        along = np.convolve(along, np.ones(5), mode="same") > 0  # the lines' fuzzy sides too
+        lines = np.zeros_like(rows)
+        lines[along] = 1
+        lines = lines if horizontal else np.ascontiguousarray(lines.T)
+        # ink running across the line further than the line is thick is a stroke crossing it or lying on it: kept
+        across = thickness + 5
+        strokes = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((across, 1) if horizontal else (1, across), np.uint8))
+        cleaned &= 1 - (lines & (1 - strokes))
+    return cleaned.astype(bool)
+
+
+def _choose(mask: np.ndarray, contrast: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, int]:
+    """The digit's pixels: nearby pieces grouped, each group scored by ink mass, closeness to the centre and not
+    touching the image's edge (table, page edge, shadow); pieces close to the winner and not specks join it."""
+    cv2 = _cv2()
+    h, w = mask.shape
+    gap = max(2, round(0.01 * max(h, w)))
+    grouped = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1,) * 2))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(mask), 0
+    labels = np.where(mask, labels, 0)
+    mass = np.bincount(labels.ravel(), weights=contrast.ravel(), minlength=count)
+    x, y, bw, bh = (stats[:, i].astype(np.float64) for i in range(4))
+    cx, cy = (x + bw / 2) / w - 0.5, (y + bh / 2) / h - 0.5
+    centrality = np.exp(-(cx ** 2 + cy ** 2) / (2 * 0.3 ** 2))
+    touches = np.zeros(count, dtype=bool)
+    touches[np.unique(labels[edge])] = True
+    elongated = np.maximum(bw, bh) / np.maximum(np.minimum(bw, bh), 1) > 6  # lines, edges, folds
+    score = mass * centrality * np.where(elongated, 0.1, 1.0)
+    score[touches] *= 0.05                # the table, the page's edge, a shadow: only if nothing much else is inked
+    score[0] = -1
+    best = int(np.argmax(score))
+    chosen = {best}
+    x0, y0, x1, y1 = x[best], y[best], x[best] + bw[best], y[best] + bh[best]
+    reach = 0.25 * max(bw[best], bh[best])
+    for i in np.argsort(-score):
+        if i in chosen or i == 0 or score[i] <= 0 or touches[i] or mass[i] < 0.03 * mass[best]:
+            continue
+        dx = max(x0 - (x[i] + bw[i]), x[i] - x1, 0)
+        dy = max(y0 - (y[i] + bh[i]), y[i] - y1, 0)
+        if max(dx, dy) <= reach:
+            chosen.add(int(i))
+    keep = np.zeros(count, dtype=bool)
+    keep[list(chosen)] = True
+    return keep[labels], count - 1
+
+
+def find_digit(gray: np.ndarray) -> FoundDigit | None:
+    """The photo pipeline on (H, W) gray 0-255: background removed, lines removed, the digit chosen; None if no ink."""
+    cv2 = _cv2()
+    h, w = gray.shape
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    small = gray.astype(np.float32)
+    if scale < 1.0:
+        small = cv2.resize(small, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if _light_ink(small):                 # light ink on a dark board: make the ink dark
+        small = 255.0 - small
+    contrast = _contrast(small)           # (h, w) in [0, 1]
+    smooth, low, high = _thresholds(contrast)
+    weak = smooth > low
+    if not weak.any():
+        return None
+    tilt = _tilt(weak)
+    sh, sw = small.shape
+    edge = np.zeros((sh, sw), dtype=bool)
+    edge[:2], edge[-2:], edge[:, :2], edge[:, -2:] = True, True, True, True
+    turn = None
+    if tilt is not None:
+        # turn the page so its lines are level: the digit written along them comes upright too
+        turn = cv2.getRotationMatrix2D((sw / 2, sh / 2), tilt, 1.0)
+        contrast = cv2.warpAffine(contrast, turn, (sw, sh), flags=cv2.INTER_LINEAR)
+        smooth = cv2.warpAffine(smooth, turn, (sw, sh), flags=cv2.INTER_LINEAR)
+        # what turns in from outside the photo is edge too: ink reaching it is the table or the page's edge
+        outside = cv2.warpAffine(np.ones((sh, sw), np.uint8), turn, (sw, sh), flags=cv2.INTER_NEAREST) == 0
+        edge |= cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        weak = _remove_lines(smooth > low)
+    mask = _hysteresis(weak, smooth > high)
+    chosen, candidates = _choose(mask, contrast, edge)
+    if not chosen.any():
+        return None
+    near = cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # its anti-aliased rim too
+    ink = np.where(near, contrast, 0.0).astype(np.float32)
+    strong = float(np.percentile(ink[chosen], 90))
+    ink = np.clip(ink / max(strong, 1e-3), 0.0, 1.0)  # pen, pencil and marker all come out as full-strength ink
+    ys, xs = np.nonzero(chosen)
+    corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
+                        [xs.max() + 1, ys.max() + 1]], dtype=np.float64)
+    if turn is not None:                  # back to the unturned photo's pixels
+        corners = cv2.transform(corners[None], cv2.invertAffineTransform(turn))[0]
+    x0, y0 = np.floor(corners.min(0) / scale)
+    x1, y1 = np.ceil(corners.max(0) / scale)
+    region = (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, w)), int(min(y1, h)))
+    return FoundDigit(ink, region, float(tilt or 0.0), candidates)

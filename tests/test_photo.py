@@ -1,0 +1,134 @@
+"""Photos and scans (core/photo.py): each photo condition read right, the digit chosen among clutter, both routes."""
+from functools import partial
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from bench.photo_sets import Conditions, render, stroke_mask
+from core.photo import looks_like_photo
+from core.predict import Predictor
+from core.preprocess import preprocess, to_gray
+
+DIGITS = (2, 4, 7)  # a curve, crossing straight strokes and a bar with a stem
+Small = partial(Conditions, size=(400, 300))  # small photos keep the tests fast; the bench has every size
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor.from_file(None)  # the shipped default weights
+
+
+def photo(digit: int, conditions: Conditions, seed: int = 0) -> np.ndarray:
+    """A pen-path digit photographed under `conditions`: (H, W, 3) uint8."""
+    rng = np.random.default_rng([seed, digit])
+    mask = stroke_mask(digit, rng, heldout=False)
+    rows, cols = np.nonzero(mask > 0.05)
+    return render(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1], conditions, rng)
+
+
+def read(predictor: Predictor, image: np.ndarray, **edits) -> tuple[int | None, tuple | None, str]:
+    prepared = preprocess(image, predictor.weights.normalization, **edits)
+    if prepared.empty:
+        return None, None, prepared.route
+    return int(predictor.probabilities(prepared.tensor[None]).argmax()), prepared.region, prepared.route
+
+
+def assert_region_is_the_digit(region, c: Conditions) -> None:
+    """The found region sits on the digit (centre and height as rendered), not on lines, table or clutter."""
+    w, h = c.size
+    digit_h = c.digit_share * h
+    x0, y0, x1, y1 = region
+    assert abs((y0 + y1) / 2 - (h / 2 + c.offset[1] * h)) < 0.15 * digit_h
+    assert abs((x0 + x1) / 2 - (w / 2 + c.offset[0] * w)) < 0.3 * digit_h
+    assert 0.8 * digit_h < y1 - y0 < 1.2 * digit_h
+
+
+CONDITIONS = {
+    "shadow across the digit": Small(lighting="shadow", light_depth=0.5),
+    "dark vignette": Small(lighting="vignette", light_depth=0.5),
+    "uneven light": Small(lighting="gradient", light_depth=0.5),
+    "blue pen on ruled paper with a margin": Small(lines="ruled", ink="blue", line_spacing=0.7),
+    "pencil on graph paper": Small(lines="grid", ink="pencil", ink_strength=0.4, line_spacing=0.5),
+    "dotted paper": Small(lines="dotted", line_spacing=0.4),
+    "red ink on a yellow sticky note": Small(paper="yellow note", ink="red"),
+    "green ink on a blue sticky note": Small(paper="blue note", ink="green"),
+    "page turned on a table": Small(tilt_deg=12, lines="ruled", ink="blue"),
+    "blur and JPEG quality 35": Small(blur=0.02, jpeg_quality=35),
+    "faint pencil": Small(ink="pencil", ink_strength=0.3, noise=4),
+    "small digit in a large photo": Conditions(size=(2400, 1800), digit_share=0.08, offset=(0.1, -0.05)),
+    "specks and dust": Small(specks=60, texture=0.05),
+    "a 96-pixel thumbnail": Conditions(size=(96, 96), digit_share=0.6, jpeg_quality=60),
+}
+
+
+@pytest.mark.parametrize("name", CONDITIONS)
+def test_each_photo_condition_is_read_right_and_found_where_it_is(predictor, name):
+    c = CONDITIONS[name]
+    for digit in DIGITS:
+        image = photo(digit, c)
+        assert looks_like_photo(to_gray(image))
+        answer, region, route = read(predictor, image)
+        assert route == "photo"
+        assert answer == digit, f"{name}: read a {digit} as {answer}"
+        assert_region_is_the_digit(region, c)
+
+
+def test_the_digit_is_chosen_among_clutter(predictor):
+    """A bold mark by the edge, a scribble in a corner, dust: the region is the digit and the reading is right;
+    today's recipe frames all the ink."""
+    c = Conditions(clutter=True, specks=40)
+    for digit in DIGITS:
+        image = photo(digit, c, seed=3)
+        image[40:200, 30:60] = (30, 30, 40)  # a bold bar near the left edge (a pen on the page, a printed rule)
+        answer, region, _ = read(predictor, image)
+        assert answer == digit
+        assert_region_is_the_digit(region, c)
+        assert read(predictor, image, route="drawing")[1][0] <= 30  # today's recipe frames the bar with the digit
+
+
+def test_clean_drawings_keep_the_drawing_route_pixel_for_pixel():
+    """Dark ink on flat white (the pad), white on black (MNIST-like) and a tiny image: the original recipe, unchanged."""
+    pad = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(pad).line([(60, 60), (200, 60), (120, 230)], fill=0, width=24, joint="curve")
+    board = Image.new("L", (300, 200), 0)
+    ImageDraw.Draw(board).line([(150, 30), (150, 170)], fill=255, width=10)
+    tiny = np.zeros((28, 28), np.uint8)
+    tiny[5:23, 12:16] = 255
+    for image in (pad, board, tiny):
+        auto, drawing = preprocess(image), preprocess(image, route="drawing")
+        assert auto.route == "drawing" and np.array_equal(auto.image28, drawing.image28)
+    rows, cols = np.nonzero(np.asarray(pad) < 255)
+    assert preprocess(pad).region == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)  # the ink's box
+
+
+def test_a_photo_is_told_from_a_drawing():
+    noisy = np.clip(np.random.default_rng(0).normal(235, 4, (200, 200)), 0, 255)  # sensor noise on blank paper
+    assert looks_like_photo(noisy)
+    assert preprocess(noisy).empty  # paper alone is still nothing to recognize
+    ruled = np.full((200, 200), 255, np.uint8)
+    ruled[::25] = 120  # printed lines edge to edge on an otherwise flat scan
+    assert looks_like_photo(ruled)
+    assert not looks_like_photo(np.full((200, 200), 255, np.uint8))
+
+
+def test_an_explicit_region_reads_that_digit(predictor):
+    """Two digits side by side: the box the user drags decides which one is read; the region is in source pixels."""
+    left, right = photo(3, Conditions(size=(320, 320))), photo(8, Conditions(size=(320, 320)))
+    both = np.concatenate([left, right], axis=1)  # (320, 640, 3)
+    answer, region, _ = read(predictor, both, region=(320, 0, 640, 320))
+    assert answer == 8 and region[0] >= 320
+    answer, region, _ = read(predictor, both, region=(0, 0, 320, 320))
+    assert answer == 3 and region[2] <= 320
+
+
+def test_erasing_a_blot_over_the_digit_reads_the_digit(predictor):
+    image = photo(7, Conditions())  # (480, 640, 3)
+    blotted = image.copy()
+    blotted[330:360, 300:470] = (20, 20, 25)  # a thick bar of ink under the 7: it reads as a 2
+    assert read(predictor, blotted)[0] != 7
+    erase = np.zeros(blotted.shape[:2], bool)
+    erase[325:365, 295:475] = True
+    answer, region, _ = read(predictor, blotted, erase=erase)
+    assert answer == 7
+    assert_region_is_the_digit(region, Conditions())
