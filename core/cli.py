@@ -181,8 +181,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         elif record["digit"] is None:
             print(f"{path}: nothing to recognize (blank image)", flush=True)
         else:
-            sentence = verdict.sentence if verdict is not None else str(record["digit"])
-            print(f"{path}: {sentence} ({_percent(max(record['probabilities']))})", flush=True)
+            sentence = (verdict.sentence(record["probabilities"]) if verdict is not None
+                        else f"{record['digit']} ({_percent(max(record['probabilities']))})")
+            print(f"{path}: {sentence}", flush=True)
     return EXIT_FAILED if any_failed else EXIT_OK
 
 

@@ -37,16 +37,16 @@ class Verdict:
             return f"Not sure: {' or '.join(str(d) for d in self.candidates)}?"
         return "Not a digit?"
 
-    @property
-    def sentence(self) -> str:
-        """The verdict in words, for the command line and the pane's caption."""
+    def sentence(self, probabilities: list[float]) -> str:
+        """The verdict in words with the candidates' probabilities, then the hints: "7 (99.98%)", "not sure: 4 (52.0%)
+        or 9 (45.1%)?", "probably not a single digit (it looks like a letter or symbol); closest digit 4 (99.9%)"."""
+        odds = [f"{d} ({100 * probabilities[d]:.2f}%)" for d in self.candidates]
         if self.kind == "digit":
-            text = f"{self.candidates[0]}"
+            text = odds[0]
         elif self.kind == "unsure":
-            text = f"not sure: {' or '.join(str(d) for d in self.candidates)}?"
+            text = f"not sure: {' or '.join(odds)}?"
         else:
-            text = (f"probably not a single digit (it looks like {self.looks_like}); "
-                    f"the closest digit is {self.candidates[0]}")
+            text = f"probably not a single digit (it looks like {self.looks_like}); closest digit {odds[0]}"
         return "; ".join([text, *self.hints])
 
 
@@ -56,6 +56,8 @@ def judge(probabilities: list[float], gate: GateScore | None, gate_threshold: fl
     order = [int(d) for d in np.argsort(probabilities)[::-1]]
     hints = list(hints or [])
     if gate is not None and gate.not_digit >= gate_threshold:
+        if gate.kind == "dot":  # "draw bigger" would ask for a bigger dot
+            hints = [h for h in hints if not h.startswith("draw bigger")]
         return Verdict("not_a_digit", order[:1], DESCRIPTIONS[gate.kind], gate.not_digit, hints)
     score = None if gate is None else gate.not_digit
     if probabilities[order[0]] < unsure_below:

@@ -72,7 +72,7 @@ def test_things_that_are_not_one_digit_are_called_so_and_keep_a_top_guess(predic
     prediction = predictor.predict(image)
     assert prediction.verdict.kind == "not_a_digit", (name, prediction.verdict)
     assert prediction.digit in range(10) and len(prediction.probabilities) == 10  # the bars still have values
-    assert "not a single digit" in prediction.verdict.sentence
+    assert "not a single digit" in prediction.verdict.sentence(prediction.probabilities)
 
 
 @pytest.mark.parametrize("digit", sorted(STROKES))
@@ -87,6 +87,7 @@ def test_a_hesitation_between_two_digits_is_not_sure_and_names_both():
     probabilities[4], probabilities[9] = 0.48, 0.44
     verdict = judge(probabilities, GateScore(0.02, "letter"), gate_threshold=0.5)
     assert verdict.kind == "unsure" and verdict.candidates == [4, 9] and verdict.headline == "Not sure: 4 or 9?"
+    assert verdict.sentence(probabilities) == "not sure: 4 (48.00%) or 9 (44.00%)?"
     assert judge(probabilities, None, 0.5).kind == "unsure"  # without a gate, confidence still judges
     probabilities[4], probabilities[9] = 0.9, 0.02
     assert judge(probabilities, GateScore(0.02, "letter"), 0.5).kind == "digit"
