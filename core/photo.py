@@ -9,7 +9,7 @@ WORK_SIDE = 1000         # photos are searched at most this big (px, longer side
 MIN_PHOTO_SIDE = 48      # smaller images (thumbnails, MNIST's own 28x28) always take the drawing path
 FLAT_LEVELS = 2          # a clean drawing's paper is within this many grey levels of its median (a photo's: noise)
 MIN_PAPER = 0.4          # ...over at least this share of the image
-MAX_MIDTONES = 0.10      # ...and at most this share of its pixels lie between paper and ink (a photo: most)
+MAX_MIDTONES = 0.2       # ...and at most this share of its pixels lie between paper and ink (soft scans: ~0.13)
 LINE_COVERAGE = 0.6      # a row or column inked along this share of the image is a paper line, not a digit
 MAX_TILT_DEG = 15.0      # ruled or grid lines are looked for up to this angle either way
 BACKGROUND_SHARE = 0.25  # the background filter is this share of the (small) image's side: wider than any stroke
@@ -33,6 +33,12 @@ def _cv2():
     return cv2
 
 
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) float32 luminance 0-255, ITU-R 601 weights as Pillow's convert("L")."""
+    cv2 = _cv2()
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
 def looks_like_photo(gray: np.ndarray) -> bool:
     """False for a clean drawing (flat paper, ink, little in between, no page-wide lines); True otherwise.
 
@@ -46,7 +52,7 @@ def looks_like_photo(gray: np.ndarray) -> bool:
     border = np.concatenate([sample[:ring].ravel(), sample[-ring:].ravel(), sample[:, :ring].ravel(),
                              sample[:, -ring:].ravel()])
     paper = float(np.median(border))
-    if float(np.mean(np.abs(border - paper) <= FLAT_LEVELS)) < 0.9:
+    if float(np.mean(np.abs(border - paper) <= FLAT_LEVELS)) < 0.75:  # a digit may touch the edge
         return True                       # shaded, textured or cluttered edges
     deviation = np.abs(sample - paper)
     if float(np.mean(deviation <= FLAT_LEVELS)) < MIN_PAPER:
@@ -237,7 +243,7 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
     cv2 = _cv2()
     h, w = gray.shape
     scale = min(1.0, WORK_SIDE / max(h, w))
-    small = gray.astype(np.float32)
+    small = np.asarray(gray, dtype=np.float32)
     if scale < 1.0:
         small = cv2.resize(small, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     if _light_ink(small):                 # light ink on a dark board: make the ink dark

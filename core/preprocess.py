@@ -81,6 +81,9 @@ def check_image_size(width: int, height: int, name: str) -> None:
 def to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
     """Any PIL mode or array -> float32 (H, W) in [0, 255]; transparency is flattened onto a contrasting paper."""
     if isinstance(image, np.ndarray):
+        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+            # a photo's RGB: luminance by OpenCV (Pillow's weights, ~10x faster on 12 MP than a round trip through it)
+            return photo.rgb_to_gray(image)
         arr = image.astype(np.float32)
         if not np.isfinite(arr).all():  # NaN would pass every comparison below and reach the model
             raise ImageError(f"the image {NOT_FINITE}")
