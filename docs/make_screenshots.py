@@ -137,6 +137,7 @@ def capture(window, args) -> int:
     if capture_evaluate(window, args) != 0:
         return 1
     capture_my_digits(window, args)
+    capture_photo(window, args)
     if capture_runs(window, args) != 0:
         return 1
 
@@ -171,6 +172,27 @@ def capture_runs(window, args) -> int:
     window.grab().save(str(args.out / "runs_view.png"))
     print(f"runs tab: {len(view.chart.legend_names())} runs overlaid -> {args.out / 'runs_view.png'}")
     return 0
+
+
+def capture_photo(window, args) -> None:
+    """A phone-photo-like picture (a 4 in blue pen on ruled paper, shadow, a scribble) opened on the Draw tab: the
+    region read is outlined on the photo."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.photo_sets import Conditions, render, stroke_mask
+
+    rng = np.random.default_rng(4)
+    mask = stroke_mask(4, rng, heldout=False)
+    rows, cols = np.nonzero(mask > 0.05)
+    look = Conditions(size=(960, 720), digit_share=0.4, offset=(0.05, 0.05), lines="ruled", ink="blue",
+                      lighting="shadow", light_depth=0.3, tilt_deg=6, specks=25, clutter=True, jpeg_quality=70)
+    path = Path(os.environ["DIGIT_RECOGNIZER_HOME"]) / "notebook photo.jpg"
+    Image.fromarray(render(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1], look, rng)).save(path)
+    window.open_image_file(path)
+    wait_until(lambda: window.draw_tab.bars.probabilities() is not None, 10)
+    window.grab().save(str(args.out / "photo.png"))
+    print(f"photo: predicted {window.draw_tab.bars.top_digit()} -> {args.out / 'photo.png'}")
 
 
 def capture_insight(window, args) -> None:

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QSlider, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from gui.correction_row import CorrectionRow, how_many
 from gui.drawing_pad import BRUSH_RANGE, DEFAULT_BRUSH, DrawingPad
+from gui.photo_view import BOX, ERASE, PhotoView
 from gui.probability_bars import ProbabilityBars, blend
 from gui.sample_library import SampleLibrary
 from gui.teach_mode import TeachPanel
@@ -39,6 +41,7 @@ class DrawTab(QWidget):
         self._no_model_message = "Loading model…"
         self._bars_stale = False  # the drawing changed while another tab showed the pad
         self.pad = DrawingPad()
+        self.photo = PhotoView()  # an opened image is shown here, with the region read outlined
         self.bars = ProbabilityBars()
         self.corrections = CorrectionRow()
         self.teach = TeachPanel()
@@ -79,16 +82,37 @@ class DrawTab(QWidget):
         brush = QHBoxLayout()
         brush.addWidget(QLabel("Brush"))
         brush.addWidget(self.brush_slider, 1)
+        self.region_button = QPushButton("Choose region")
+        self.region_button.setToolTip("Drag a box on the photo around the digit to read")
+        self.erase_button = QPushButton("Erase")
+        self.erase_button.setToolTip("Paint over marks on the photo that are not the digit")
+        self.whole_button = QPushButton("Whole photo")
+        self.whole_button.setToolTip("Forget the box and the erasing: find the digit anywhere")
+        photo_tools = QButtonGroup(self)
+        for button in (self.region_button, self.erase_button):
+            button.setCheckable(True)
+            photo_tools.addButton(button)
+        self.region_button.setChecked(True)
+        self.photo_tools = QWidget()
+        photo_row = QHBoxLayout(self.photo_tools)
+        photo_row.setContentsMargins(0, 0, 0, 0)
+        for button in (self.region_button, self.erase_button, self.whole_button):
+            photo_row.addWidget(button)
+        self.photo_tools.hide()
         tools = QVBoxLayout()
         tools.addLayout(buttons)
         tools.addLayout(brush)
+        tools.addWidget(self.photo_tools)
         # The pad with its tools is one panel that the Insight and Evaluate tabs borrow (dock_pad_panel), so the
         # user draws there too and sees every layer or the map follow; it keeps its strokes wherever it is.
         self.pad_panel = QWidget()
         self.pad_panel.setObjectName("padPanel")
         left = QVBoxLayout(self.pad_panel)
         left.setContentsMargins(0, 0, 0, 0)
-        left.addWidget(self.pad, 1)
+        self.pad_stack = QStackedWidget()  # the pad, or the opened photo
+        self.pad_stack.addWidget(self.pad)
+        self.pad_stack.addWidget(self.photo)
+        left.addWidget(self.pad_stack, 1)
         left.addLayout(tools)
         self._pad_home = QVBoxLayout()
         self._pad_home.setContentsMargins(0, 0, 0, 0)
@@ -113,6 +137,9 @@ class DrawTab(QWidget):
         self.undo_button.clicked.connect(self.on_undo_button_clicked)
         self.brush_slider.valueChanged.connect(self.on_brush_slider_value_changed)
         self.previous_button.clicked.connect(self.on_previous_button_clicked)
+        self.photo.edits_changed.connect(self.on_photo_edits_changed)
+        self.region_button.toggled.connect(self.on_region_button_toggled)
+        self.whole_button.clicked.connect(self.on_whole_button_clicked)
         dismiss.clicked.connect(self.on_dismiss_button_clicked)
         self.corrections.digit_clicked.connect(self.on_corrections_digit_clicked)
         self.corrections.right_clicked.connect(self.on_corrections_right_clicked)
@@ -136,10 +163,34 @@ class DrawTab(QWidget):
         self._no_model_message = message
         self.refresh_prediction()
 
+    # ------------------------------------------------------------ opened photos
+    def show_photo(self, gray) -> None:
+        """An opened image (H, W) uint8: on the pad (as before) and shown with the region read outlined."""
+        self.photo.set_photo(gray)
+        self.pad_stack.setCurrentWidget(self.photo)
+        self.photo_tools.show()
+        # the pad holds the same array (the Insight and Evaluate tabs read the pad); its signal predicts once
+        self.pad.set_image(self.photo.source)
+
+    def showing_photo(self) -> bool:
+        return self.pad_stack.currentWidget() is self.photo
+
+    def current_input(self):
+        """What is read and saved: the photo as edited (box, erasing), else the pad's drawing; None when blank."""
+        if self.showing_photo():
+            return self.photo.edited_input()[0]
+        return self.pad.model_input()
+
+    def _leave_photo(self) -> None:
+        self.pad_stack.setCurrentWidget(self.pad)
+        self.photo_tools.hide()
+
     def refresh_prediction(self) -> None:
         """Predict the pad's content now (blank pad: empty bars and "Draw a digit")."""
         self._live_timer.stop()
-        image = self.pad.model_input()
+        if self.showing_photo() and self.pad.model_input() is not self.photo.source:
+            self._leave_photo()  # cleared, or a drawing or another picture is on the pad now
+        image = self.current_input()
         self._ink_found = None
         if image is None:
             self.bars.clear_prediction("Draw a digit")
@@ -151,8 +202,18 @@ class DrawTab(QWidget):
             if prediction.digit is None:
                 self.bars.clear_prediction("Nothing to recognize: no ink stands out from the paper")
             else:
-                self.bars.set_prediction(prediction.probabilities, prediction.image28, prediction.verdict)
+                self.bars.set_prediction(prediction.probabilities, prediction.image28)
+            if self.showing_photo():
+                self._outline_found_region(image)
         self._update_corrections()
+
+    def _outline_found_region(self, image) -> None:
+        from core.preprocess import preprocess
+
+        found = preprocess(image).region if self._ink_found else None  # (the prediction does not carry it)
+        left, top = self.photo.edited_input()[1]
+        self.photo.set_found_region(None if found is None else
+                                    (found[0] + left, found[1] + top, found[2] + left, found[3] + top))
 
     def _predict_single_threaded(self, image):
         """One image on one torch thread: a second thread saves ~5% on idle cores, but while another program (or a
@@ -174,7 +235,7 @@ class DrawTab(QWidget):
         A failure says why in the status line and keeps the drawing."""
         if self._live_timer.isActive():
             self.refresh_prediction()  # a stroke is moving: what is saved is what the bars show
-        image = self.pad.model_input()  # (H, W) uint8
+        image = self.current_input()  # (H, W) uint8
         if image is None or self._ink_found is False:
             self.corrections.show_status(BLANK if image is None else NO_INK, warning=True)
             return False
@@ -279,6 +340,18 @@ class DrawTab(QWidget):
     @Slot(int)
     def on_brush_slider_value_changed(self, value: int) -> None:
         self.pad.set_brush_width(value)
+
+    @Slot()
+    def on_photo_edits_changed(self) -> None:
+        self.refresh_prediction()
+
+    @Slot(bool)
+    def on_region_button_toggled(self, checked: bool) -> None:
+        self.photo.set_tool(BOX if checked else ERASE)
+
+    @Slot()
+    def on_whole_button_clicked(self) -> None:
+        self.photo.reset_edits()
 
     @Slot()
     def on_dismiss_button_clicked(self) -> None:

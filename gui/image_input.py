@@ -41,7 +41,7 @@ class ImageInputMixin:
             self.show_message(f"Could not open the image: {name} is empty")
             return False
         self.tabs.setCurrentWidget(self.draw_tab)
-        self.draw_tab.pad.set_image(np.clip(np.round(gray), 0, 255).astype(np.uint8))
+        self.draw_tab.show_photo(np.clip(np.round(gray), 0, 255).astype(np.uint8))  # outlined where the digit is
         self.statusBar().showMessage(f"Opened {name}", 5000)
         return True
 
