@@ -68,7 +68,10 @@ def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.nda
                    ) -> tuple[np.ndarray, tuple[int, int]]:
     """The user's edits: `erase` (H, W) bool pixels painted over with the paper around them (inpainting), then the
     crop to `region`. Returns the edited (h, w) float32 image and the crop's top-left (x, y) in source pixels."""
-    if erase is not None and erase.shape == gray.shape and erase.any():
+    if erase is not None and erase.shape != gray.shape:
+        raise ValueError(f"the erase mask is {erase.shape[1]}x{erase.shape[0]} pixels but the image is "
+                         f"{gray.shape[1]}x{gray.shape[0]}")
+    if erase is not None and erase.any():
         cv2 = _cv2()
         mask = erase.astype(np.uint8)
         # inpainting continues the paper's shading and texture into the erased pixels (a flat fill leaves a patch)

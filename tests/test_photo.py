@@ -132,3 +132,5 @@ def test_erasing_a_blot_over_the_digit_reads_the_digit(predictor):
     answer, region, _ = read(predictor, blotted, erase=erase)
     assert answer == 7
     assert_region_is_the_digit(region, Conditions())
+    with pytest.raises(ValueError, match="the erase mask is 640x479 pixels but the image is 640x480"):
+        preprocess(blotted, erase=erase[1:])
