@@ -56,7 +56,7 @@ CONDITIONS = {
     "page turned on a table": Small(tilt_deg=12, lines="ruled", ink="blue"),
     "blur and JPEG quality 35": Small(blur=0.02, jpeg_quality=35),
     "faint pencil": Small(ink="pencil", ink_strength=0.3, noise=4),
-    "small digit in a large photo": Conditions(size=(2400, 1800), digit_share=0.08, offset=(0.1, -0.05)),
+    "small digit in a large photo": Conditions(size=(1600, 1200), digit_share=0.08, offset=(0.1, -0.05)),
     "specks and dust": Small(specks=60, texture=0.05),
     "a 96-pixel thumbnail": Conditions(size=(96, 96), digit_share=0.6, jpeg_quality=60),
 }
