@@ -114,7 +114,7 @@ def add_finetune_parser(sub) -> None:
                    help=f"ImageFolder layout, subfolders 0-9 (default: {paths.samples_dir()})")
     f.add_argument("--weights", metavar="BASE", help="weights to start from (default: the shipped default weights)")
     f.add_argument("--data", metavar="DIR", help=f"MNIST folder for replay and testing (default: {paths.mnist_dir()})")
-    f.add_argument("--download", action="store_true", help="download MNIST through torchvision if it is missing")
+    f.add_argument("--download", action="store_true", help="download MNIST (from torchvision's mirrors) if it is missing, for the replay that guards against forgetting")
     f.add_argument("--out", metavar="PATH",
                    help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
     f.add_argument("--seed", type=whole_number(0, MAX_SEED),

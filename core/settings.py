@@ -57,7 +57,7 @@ class TrainSettings:
     device: str = "auto"            # auto | cpu | cuda | mps
     precision: str = "fp32"         # fp32 | auto | bf16 (bfloat16 autocast for the forward pass; weights stay fp32)
     data_dir: str | None = None     # MNIST folder; None = the per-user data folder
-    download: bool = True           # fetch MNIST through torchvision when the files are missing
+    download: bool = True           # fetch MNIST from torchvision's mirrors when the files are missing
     threads: int | None = None      # torch intra-op threads; None = chosen by timing batches (core/autotune.py)
 
     def validate(self) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGridLayout, QHeaderVi
                                QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core import logs, paths
+from core.runs import runs_dir
 
 PACKAGE = "digit-recognizer"
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
@@ -115,7 +116,7 @@ class ShortcutsDialog(QDialog):
 def file_locations() -> dict[str, Path]:
     """What the app keeps on disk, and where (DIGIT_RECOGNIZER_HOME moves all of it)."""
     return {"Trained weights": paths.user_weights_dir(), "My digit samples": paths.samples_dir(),
-            "MNIST data": paths.mnist_dir(), "Log": logs.log_path().parent}
+            "Training runs": runs_dir(), "MNIST data": paths.mnist_dir(), "Log": logs.log_path().parent}
 
 
 class FilesDialog(QDialog):

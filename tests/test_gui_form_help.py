@@ -233,8 +233,10 @@ def test_where_are_my_files_copies_each_folder_and_opens_only_existing_ones(qtbo
         if action.text() == "&Where are my files?":
             action.trigger()
     dialog = window.help_window()
+    from core.runs import runs_dir
+
     expected = {"Trained weights": paths.user_weights_dir(), "My digit samples": paths.samples_dir(),
-                "MNIST data": paths.mnist_dir(), "Log": logs.log_path().parent}
+                "Training runs": runs_dir(), "MNIST data": paths.mnist_dir(), "Log": logs.log_path().parent}
     assert set(dialog.copy_buttons) == set(expected)
     for name, folder in expected.items():
         assert str(folder).startswith(str(private_home))
