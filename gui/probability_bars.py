@@ -1,13 +1,17 @@
 """The prediction pane: the top digit large (or "?" / "×" and the verdict in words), the model's 28x28 input, 10 bars."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from core.verdict import Verdict
 from gui.qt_images import gray_to_qimage
+
+if TYPE_CHECKING:  # only the type: importing core.verdict would load torch before the window shows
+    from core.verdict import Verdict
 
 
 def blend(a: QColor, b: QColor, t: float) -> QColor:
