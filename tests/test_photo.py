@@ -134,3 +134,22 @@ def test_erasing_a_blot_over_the_digit_reads_the_digit(predictor):
     assert_region_is_the_digit(region, Conditions())
     with pytest.raises(ValueError, match="the erase mask is 640x479 pixels but the image is 640x480"):
         preprocess(blotted, erase=erase[1:])
+
+
+def test_real_mnist_test_digits_photographed_are_read(predictor, real_mnist_dir):
+    """Real handwriting (the first 20 MNIST test digits, upsampled to ink) under randomly drawn photo conditions."""
+    from dataclasses import replace
+
+    from bench.photo_sets import mnist_test_masks, random_conditions
+
+    images, labels = mnist_test_masks(real_mnist_dir)
+    right = 0
+    for i in range(20):
+        rng = np.random.default_rng([7, i])
+        big = np.asarray(Image.fromarray(images[i]).resize((168, 168), Image.Resampling.BICUBIC), np.float32) / 255
+        mask = np.clip((big - 0.2) / 0.5, 0, 1)
+        rows, cols = np.nonzero(mask > 0.05)
+        c = replace(random_conditions(rng), size=(400, 300), digit_share=0.6)
+        image = render(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1], c, rng)
+        right += read(predictor, image)[0] == int(labels[i])
+    assert right >= 19
