@@ -12,20 +12,23 @@ from torch import nn
 
 
 class ThreadTuner:
-    """Times real training batches at a few thread counts and keeps the fastest, re-checking now and then.
+    """Times real training batches at a few thread counts and keeps the fastest, checking again when speed drifts.
 
     Why: all cores is not always fastest. With one other busy program on a 2-core laptop, one of two threads
-    shares its core, every parallel op waits for that slow half, and training ran ~2.7x slower than idle where
-    one thread alone runs at its idle speed. A tiny net spends more on waking threads than it gains from them.
-    Load changes during a run (a browser starts), so the choice is checked again, less often while it holds.
+    shares its core, every parallel op waits for that slow half, and `quick` ran ~3.4x slower than idle where
+    one thread alone runs at about its idle speed. A tiny net can spend more on waking threads than it gains.
+    Load changes during a run (a browser starts or closes), so the choice is checked again: at once when the
+    speed at the chosen count drifts, and now and then anyway (one thread does not notice a core come free).
     """
 
     WARMUP = 6              # batches before the first timing: allocator and oneDNN caches settle
     SETTLE = 2              # batches after a switch that are not timed (the pool wakes or parks)
-    WINDOW = 16             # timed batches per candidate; their median per-sample time is its cost
+    WINDOW = 16             # a candidate is timed over at least this many batches...
+    WINDOW_SECONDS = 0.2    # ...and this long: a busy core's scheduler slices are milliseconds long
     MARGIN = 0.05           # another count must be this much faster to replace the current one
-    FIRST_RECHECK = 200     # batches between sweeps, doubled each time the choice holds...
-    LONGEST_RECHECK = 1600  # ...up to this
+    DRIFT = 0.25            # the chosen count's speed this far from its timing: the load changed, time again
+    FIRST_RECHECK = 4.0     # seconds of training between sweeps, doubled each time the choice holds...
+    LONGEST_RECHECK = 60.0  # ...up to this
 
     def __init__(self, max_threads: int, clock: Callable[[], float] = time.perf_counter,
                  set_threads: Callable[[int], None] = torch.set_num_threads):
@@ -34,13 +37,14 @@ class ThreadTuner:
         self.history: list[tuple[int, dict[int, float]]] = []  # (batch index, {threads: seconds per sample})
         self._clock, self._set = clock, set_threads
         self._batch = 0
-        self._last = None                   # clock at the previous batch's end
-        self._next_sweep = self.WARMUP if len(self.candidates) > 1 else None
+        self._last: float | None = None     # clock at the previous batch's end
+        self._active = len(self.candidates) > 1
+        self._sweep_at: float | None = None  # clock time of the next periodic sweep (None: after WARMUP batches)
         self._interval = self.FIRST_RECHECK
         self._plan: list[int] = []          # candidates still to time in this sweep
-        self._current: int | None = None    # the candidate being timed
+        self._current: int | None = None    # the candidate being timed (None: running at `best`)
         self._since_switch = 0
-        self._times: list[float] = []
+        self._window: list[tuple[float, int]] = []  # (seconds, samples) of the batches timed so far
         self._costs: dict[int, float] = {}
 
     @property
@@ -52,21 +56,46 @@ class ThreadTuner:
         now = self._clock()
         seconds, self._last = (None if self._last is None else now - self._last), now
         self._batch += 1
-        if self._current is not None:
-            self._since_switch += 1
-            if self._since_switch > self.SETTLE and seconds is not None:
-                self._times.append(seconds / max(samples, 1))
-            if len(self._times) >= self.WINDOW:
-                self._costs[self._current] = statistics.median(self._times)
+        if not self._active:
+            return
+        self._since_switch += 1
+        if seconds is not None and self._since_switch > self.SETTLE:
+            self._window.append((seconds, samples))
+        if self._current is not None:  # timing a candidate
+            if self._window_full():
+                self._costs[self._current] = self._window_cost()
                 self._next_candidate()
-        elif self._next_sweep is not None and self._batch >= self._next_sweep:
-            # the current choice first, so it is timed under the same conditions as the others
-            self._plan, self._costs = [self.best] + [c for c in self.candidates if c != self.best], {}
-            self._next_candidate()
+        elif self._sweep_at is None:
+            if self._batch >= self.WARMUP:
+                self._start_sweep()
+        elif now >= self._sweep_at:
+            self._start_sweep()
+        elif self._window_full():  # watching the chosen count: has its speed drifted since it was timed?
+            drift = abs(self._window_cost() / self._costs[self.best] - 1)
+            self._window = []
+            if drift > self.DRIFT:
+                self._interval = self.FIRST_RECHECK
+                self._start_sweep()
+
+    def _window_full(self) -> bool:
+        return len(self._window) >= self.WINDOW and sum(s for s, _ in self._window) >= self.WINDOW_SECONDS
+
+    def _window_cost(self) -> float:
+        """Seconds per sample over the window: throughput, not a median (on a shared core, batches are fast while
+        the thread has the core and stall while it waits, and only the total says what a run takes). The slowest
+        tenth is left out: a validation pass or a garbage collection between batches is not the thread count."""
+        kept = sorted(self._window, key=lambda b: b[0] / max(b[1], 1))[:max(1, len(self._window) * 9 // 10)]
+        return sum(s for s, _ in kept) / max(sum(n for _, n in kept), 1)
+
+    def _start_sweep(self) -> None:
+        # the current choice first, so it is timed under the same conditions as the others
+        self._plan, self._costs = [self.best] + [c for c in self.candidates if c != self.best], {}
+        self._next_candidate()
 
     def _next_candidate(self) -> None:
+        self._since_switch, self._window = 0, []
         if self._plan:
-            self._current, self._since_switch, self._times = self._plan.pop(0), 0, []
+            self._current = self._plan.pop(0)
             self._set(self._current)
             return
         fastest = min(self._costs, key=self._costs.get)
@@ -75,7 +104,7 @@ class ThreadTuner:
             self.best = fastest
         self.history.append((self._batch, dict(self._costs)))
         self._interval = self.FIRST_RECHECK if changed else min(2 * self._interval, self.LONGEST_RECHECK)
-        self._next_sweep = self._batch + self._interval
+        self._sweep_at = self._clock() + self._interval
         self._current = None
         self._set(self.best)
 

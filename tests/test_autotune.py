@@ -38,9 +38,9 @@ def test_one_thread_is_kept_when_the_second_core_is_busy():
 
 
 def test_all_threads_are_kept_on_an_idle_machine_and_rechecks_grow_rarer():
-    machine = FakeMachine({2: 1.0e-4, 1: 1.4e-4})
+    machine = FakeMachine({2: 1.0e-4, 1: 1.4e-4})  # 6.4 ms a batch of 64
     tuner = tuner_on(machine)
-    machine.run(tuner, 1500)
+    machine.run(tuner, 4000)  # ~26 s of training
     assert tuner.best == 2 and machine.threads == 2
     sweeps = [batch for batch, _ in tuner.history]
     assert len(sweeps) >= 3 and sweeps[2] - sweeps[1] > sweeps[1] - sweeps[0]  # the interval doubles while it holds
@@ -48,14 +48,42 @@ def test_all_threads_are_kept_on_an_idle_machine_and_rechecks_grow_rarer():
     assert timed_at_one == len(sweeps)  # one short window per sweep away from the best
 
 
-def test_a_load_that_starts_mid_run_is_noticed():
+def test_a_load_that_starts_mid_run_is_noticed_at_once():
     machine = FakeMachine({2: 1.0e-4, 1: 1.4e-4})
     tuner = tuner_on(machine)
     machine.run(tuner, 300)
     assert tuner.best == 2
-    machine.cost = {2: 2.7e-4, 1: 1.4e-4}  # a browser starts
-    machine.run(tuner, 1700)
+    machine.cost = {2: 2.7e-4, 1: 1.4e-4}  # a browser starts: the chosen count's speed drifts
+    machine.run(tuner, 150)  # ~3 s, before any periodic re-check
     assert tuner.best == 1 and machine.threads == 1
+
+
+def test_a_core_that_comes_free_is_noticed_by_the_periodic_check():
+    machine = FakeMachine({2: 2.7e-4, 1: 1.4e-4})
+    tuner = tuner_on(machine)
+    machine.run(tuner, 100)
+    assert tuner.best == 1
+    machine.cost = {2: 1.0e-4, 1: 1.4e-4}  # the other program ends; one thread runs just as before
+    machine.run(tuner, 1000)  # ~9 s
+    assert tuner.best == 2 and machine.threads == 2
+
+
+def test_throughput_decides_not_the_typical_batch():
+    """On a shared core most batches can be quick while a few stall for a whole time slice: the total counts."""
+    machine = FakeMachine({2: 1.0e-4, 1: 1.5e-4})
+    tuner = tuner_on(machine)
+    clock = iter(range(10**6))
+
+    def stalling_two_threads(n: int) -> None:
+        machine.threads = n
+
+    machine.set_threads = stalling_two_threads
+    tuner._set = stalling_two_threads
+    for _ in range(300):
+        stall = 0.03 if machine.threads == 2 and next(clock) % 3 == 0 else 0.0  # every third batch waits 30 ms
+        machine.now += machine.cost[machine.threads] * 64 + stall
+        tuner.batch_done(64)
+    assert tuner.best == 1  # 2 threads: median 6.4 ms a batch, but 16.4 ms on average; 1 thread: 9.6 ms
 
 
 def test_a_small_difference_does_not_switch():
