@@ -1,8 +1,12 @@
-"""The one helper for long work off the GUI thread: a plain function runs in a QThread, results come back as signals.
+"""The one helper for long work off the GUI thread: a plain function runs in a worker thread, results come back as signals.
 
 The function knows nothing of Qt: it receives a TaskControl to report progress and to ask whether to stop
 (Orange3's `concurrent` pattern). The GUI side, BackgroundTask, emits exactly one outcome per run, and only after
-the thread has ended, so an outcome's slot may start the next run at once.
+the thread has been joined, so an outcome's slot may start the next run at once.
+
+The worker is a Python thread, not a QThread: QThread.wait() waits for the OS thread to exit, and that exit runs
+native thread-local clean-up (OpenMP's thread pool of a thread that ran torch) which, rarely, never returned:
+the window hung in wait(). Joining a Python thread waits only for its function and Python's own clean-up.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 MIN_INTERVAL = 0.1  # seconds between progress signals: <= 10 a second, however often the function reports
 GC_INTERVAL_MS = 500  # how often the GUI thread does the collector's work while worker threads run
@@ -93,10 +97,12 @@ def failure_message(exc: BaseException) -> str:
 
 
 class _Worker(QObject):
+    """Lives in the GUI thread; `run` is called in the worker thread, so every signal reaches the GUI queued."""
+
     progress_changed = Signal(object)
     succeeded = Signal(object)
     failed = Signal(str)
-    finished = Signal()  # always last: the thread may quit
+    finished = Signal()  # always last: the thread's function has returned
 
     def __init__(self, function: Callable[[TaskControl], Any], stop_event: threading.Event, threads: int | None,
                  min_interval: float):
@@ -105,7 +111,6 @@ class _Worker(QObject):
         self._control = TaskControl(stop_event, self.progress_changed.emit, min_interval)
         self._threads = threads
 
-    @Slot()
     def run(self) -> None:
         previous = None
         try:
@@ -126,7 +131,7 @@ class _Worker(QObject):
 
 
 class BackgroundTask(QObject):
-    """Runs one function at a time in its own QThread; owned by a widget, shut down from its window's closeEvent."""
+    """Runs one function at a time in its own thread; owned by a widget, shut down from its window's closeEvent."""
 
     progress_changed = Signal(object)  # whatever the function reported
     succeeded = Signal(object)         # the function's return value (stop was not asked for)
@@ -140,7 +145,7 @@ class BackgroundTask(QObject):
         self._name = name
         self._threads = threads  # torch intra-op threads in the worker (None: leave torch's setting alone)
         self._min_interval = min_interval
-        self._thread: QThread | None = None
+        self._thread: threading.Thread | None = None
         self._worker: _Worker | None = None
         self._stop_event: threading.Event | None = None
         self._outcome: tuple[str, Any] | None = None
@@ -156,16 +161,12 @@ class BackgroundTask(QObject):
         self._stop_event = threading.Event()
         self._outcome = None
         self._worker = _Worker(function, self._stop_event, self._threads, self._min_interval)
-        self._thread = QThread()
-        self._thread.setObjectName(self._name)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
+        # daemon: a thread still running when the app exits (it never should) cannot keep the process alive
+        self._thread = threading.Thread(target=self._worker.run, name=self._name, daemon=True)
         self._worker.progress_changed.connect(self.on_worker_progress_changed)
         self._worker.succeeded.connect(self.on_worker_succeeded)
         self._worker.failed.connect(self.on_worker_failed)
-        # direct: the thread ends even while the GUI thread is blocked in wait() (closing the window)
-        self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._thread.finished.connect(self.on_thread_finished)
+        self._worker.finished.connect(self.on_thread_finished)
         _collector.worker_started()
         self._collecting_elsewhere = True
         self._thread.start()
@@ -187,8 +188,7 @@ class BackgroundTask(QObject):
         if self._thread is None:
             return
         self.cancel()
-        self._thread.quit()
-        self._thread.wait()
+        self._thread.join()
         self._thread_joined()  # on_thread_finished may never run: the window is going
 
     # ------------------------------------------------------------ worker signals (GUI thread)
@@ -207,9 +207,8 @@ class BackgroundTask(QObject):
 
     @Slot()
     def on_thread_finished(self) -> None:
-        # Python owns the thread and the worker (no deleteLater: two owners segfaulted); the thread ends, then both go
         if self._thread is not None:
-            self._thread.wait()
+            self._thread.join()  # its function has returned: this waits at most for Python's thread clean-up
         self._thread_joined()
         stopped = self._stop_event is not None and self._stop_event.is_set()
         outcome = self._outcome
