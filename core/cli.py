@@ -281,8 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=list(DEVICES),
                    help="where training runs; auto = a GPU when there is one, else the CPU (default: auto)")
     t.add_argument("--precision", choices=list(PRECISIONS),
-                   help="fp32, bf16 autocast, or auto = bf16 where the hardware has it (default: the preset's)")
-    t.add_argument("--threads", type=whole_number(1, MAX_THREADS), help="torch intra-op threads (default: torch's choice)")
+                   help="fp32, bf16 autocast, or auto = bf16 where the hardware has it and a quick timing shows it faster "
+                   "for this model (default: the preset's)")
+    t.add_argument("--threads", type=whole_number(1, MAX_THREADS),
+                   help="torch intra-op threads (default: chosen while training by timing batches, fewer when "
+                   "another program keeps a core busy; set it for bit-identical reruns)")
     t.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
