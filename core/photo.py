@@ -7,9 +7,8 @@ import numpy as np
 
 WORK_SIDE = 1000         # photos are searched at most this big (px, longer side): a 12 MP photo in ~100 ms
 MIN_PHOTO_SIDE = 48      # smaller images (thumbnails, MNIST's own 28x28) always take the drawing path
-FLAT_LEVELS = 2          # a clean drawing's paper is within this many grey levels of its median (a photo's: noise)
+FLAT_LEVELS = 0.5        # a clean drawing's paper is exactly its median level (a photo's: noise), over
 MIN_PAPER = 0.4          # ...over at least this share of the image
-MAX_MIDTONES = 0.2       # ...and at most this share of its pixels lie between paper and ink (soft scans: ~0.13)
 LINE_COVERAGE = 0.6      # a row or column inked along this share of the image is a paper line, not a digit
 MAX_TILT_DEG = 15.0      # ruled or grid lines are looked for up to this angle either way
 BACKGROUND_SHARE = 0.25  # the background filter is this share of the (small) image's side: wider than any stroke
@@ -51,17 +50,13 @@ def looks_like_photo(gray: np.ndarray) -> bool:
     ring = max(1, min(sample.shape) // 40)
     border = np.concatenate([sample[:ring].ravel(), sample[-ring:].ravel(), sample[:, :ring].ravel(),
                              sample[:, -ring:].ravel()])
-    paper = float(np.median(border))
-    if float(np.mean(np.abs(border - paper) <= FLAT_LEVELS)) < 0.75:  # a digit may touch the edge
-        return True                       # shaded, textured or cluttered edges
+    paper = float(np.bincount(np.clip(np.round(sample), 0, 255).astype(np.int64).ravel()).argmax())  # most common
     deviation = np.abs(sample - paper)
     if float(np.mean(deviation <= FLAT_LEVELS)) < MIN_PAPER:
         return True                       # sensor noise, paper texture, JPEG
-    midtones = float(np.mean((deviation > FLAT_LEVELS) & (deviation < 0.5 * max(float(deviation.max()), 1.0))))
-    if midtones > MAX_MIDTONES:
-        return True
     ink = deviation > 32
-    return bool(ink.mean(1).max(initial=0) > 0.9 or ink.mean(0).max(initial=0) > 0.9)  # ruled lines edge to edge
+    # two or more separate lines inked edge to edge: ruled paper (one full row may be a digit's bar cropped tight)
+    return max(_line_runs(ink.sum(1), w=ink.shape[1], share=0.9), _line_runs(ink.sum(0), w=ink.shape[0], share=0.9)) >= 2
 
 
 def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.ndarray | None = None
@@ -136,9 +131,9 @@ def _hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     return seeded[labels]
 
 
-def _line_runs(counts: np.ndarray, length: int) -> int:
-    """How many separate runs of projection bins are inked along LINE_COVERAGE of `length`."""
-    full = np.concatenate([[False], counts >= LINE_COVERAGE * length, [False]])
+def _line_runs(counts: np.ndarray, length: float = 0, *, w: float = 0, share: float = LINE_COVERAGE) -> int:
+    """How many separate runs of projection bins are inked along `share` of `length`."""
+    full = np.concatenate([[False], counts >= share * (length or w), [False]])
     return int(np.count_nonzero(full[1:] & ~full[:-1]))
 
 
