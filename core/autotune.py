@@ -22,9 +22,10 @@ class ThreadTuner:
     """
 
     WARMUP = 6              # batches before the first timing: allocator and oneDNN caches settle
-    SETTLE = 2              # batches after a switch that are not timed (the pool wakes or parks)
-    WINDOW = 16             # a candidate is timed over at least this many batches...
+    SETTLE = 1              # batches after a switch that are not timed (the pool wakes or parks)
+    WINDOW = 4              # a candidate is timed over at least this many batches...
     WINDOW_SECONDS = 0.2    # ...and this long: a busy core's scheduler slices are milliseconds long
+    LOSING = 1.5            # a candidate this much slower than the best timed so far is dropped after 2 batches
     MARGIN = 0.05           # another count must be this much faster to replace the current one
     DRIFT = 0.25            # the chosen count's speed this far from its timing: the load changed, time again
     FIRST_RECHECK = 4.0     # seconds of training between sweeps, doubled each time the choice holds...
@@ -62,7 +63,10 @@ class ThreadTuner:
         if seconds is not None and self._since_switch > self.SETTLE:
             self._window.append((seconds, samples))
         if self._current is not None:  # timing a candidate
-            if self._window_full():
+            # a clear loser stops early: two threads beside a busy program can take 8x as long a batch
+            losing = self._costs and len(self._window) >= 2 and \
+                self._window_cost() > self.LOSING * min(self._costs.values())
+            if self._window_full() or losing:
                 self._costs[self._current] = self._window_cost()
                 self._next_candidate()
         elif self._sweep_at is None:
