@@ -28,7 +28,7 @@ class ThreadTuner:
     LOSING = 1.5            # a candidate this much slower than the best timed so far is dropped after 2 batches
     MARGIN = 0.05           # another count must be this much faster to replace the current one
     DRIFT = 0.25            # the chosen count's speed this far from its timing: the load changed, time again
-    FIRST_RECHECK = 4.0     # seconds of training between sweeps, doubled each time the choice holds...
+    FIRST_RECHECK = 8.0     # seconds of training between sweeps, doubled each time the choice holds...
     LONGEST_RECHECK = 60.0  # ...up to this
 
     def __init__(self, max_threads: int, clock: Callable[[], float] = time.perf_counter,
@@ -135,10 +135,11 @@ def measured_autocast_dtype(model: nn.Module, batch_size: int, device: torch.dev
     """bfloat16 when a bf16 step of this model and batch size is measurably faster than fp32 here, else None.
 
     Run only where the hardware has bf16 (elsewhere bf16 is emulated and always slower). Timed on a copy with
-    random inputs, fp32 and bf16 steps interleaved so that load changes hit both; the global RNG is restored,
-    so a seeded run trains the same whether or not the probe ran. The answer is remembered for the process."""
+    random inputs, fp32 and bf16 steps interleaved so that load changes hit both, on one CPU thread (beside a busy
+    program two threads can take 8x as long a step: the probe alone took ~1 s); the global RNG and the thread count
+    are restored, so a seeded run trains the same whether or not the probe ran. The answer is remembered."""
     params = sum(p.numel() for p in model.parameters())
-    key = (device.type, type(model).__name__, params, batch_size, torch.get_num_threads())
+    key = (device.type, type(model).__name__, params, batch_size)
     if key in _PRECISION_CHOICES:
         return _PRECISION_CHOICES[key]
     generator = torch.Generator().manual_seed(0)
@@ -147,14 +148,19 @@ def measured_autocast_dtype(model: nn.Module, batch_size: int, device: torch.dev
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
     devices = [device.index or 0] if device.type == "cuda" else []
+    threads = torch.get_num_threads()
+    times: dict[torch.dtype | None, list[float]] = {None: [], torch.bfloat16: []}
     with torch.random.fork_rng(devices=devices):
-        probe = copy.deepcopy(model).train()
-        times: dict[torch.dtype | None, list[float]] = {None: [], torch.bfloat16: []}
-        for round_ in range(rounds + 2):  # the first two rounds warm up each path and are not counted
-            for dtype in ((None, torch.bfloat16) if round_ % 2 else (torch.bfloat16, None)):
-                seconds = _step_seconds(probe, x, y, dtype)
-                if round_ >= 2:
-                    times[dtype].append(seconds)
+        try:
+            torch.set_num_threads(1)
+            probe = copy.deepcopy(model).train()
+            for round_ in range(rounds + 2):  # the first two rounds warm up each path and are not counted
+                for dtype in ((None, torch.bfloat16) if round_ % 2 else (torch.bfloat16, None)):
+                    seconds = _step_seconds(probe, x, y, dtype)
+                    if round_ >= 2:
+                        times[dtype].append(seconds)
+        finally:
+            torch.set_num_threads(threads)
     fp32, bf16 = statistics.median(times[None]), statistics.median(times[torch.bfloat16])
     choice = torch.bfloat16 if bf16 < fp32 * (1 - BF16_MARGIN) else None
     _PRECISION_CHOICES[key] = choice

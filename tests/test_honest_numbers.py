@@ -12,6 +12,13 @@ from tests.test_cli import run_cli
 from tests.test_preprocess import SEVEN, draw
 
 
+def decimal_places(number: str) -> int:
+    """Decimal places of a JSON number as written: "0.9745" 4, "1.4e-05" 6 (0.000014), "1.2345678e-05" 12."""
+    mantissa, _, exponent = number.lower().partition("e")
+    places = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return max(0, places - int(exponent or 0))
+
+
 def decimals_by_key(text: str) -> dict[str, int]:
     """The most decimal places any float under each key has, read from the JSON text itself (not re-printed)."""
     most: dict[str, int] = {}
@@ -24,11 +31,15 @@ def decimals_by_key(text: str) -> dict[str, int]:
             for item in value:
                 walk(item, key)
         elif isinstance(value, str) and key is not None and value[:1] in "-0123456789" and value[:1]:
-            places = len(value.split(".")[1]) if "." in value and "e" not in value.lower() else 99
-            most[key] = max(most.get(key, 0), places)
+            most[key] = max(most.get(key, 0), decimal_places(value))
 
     walk(json.loads(text, parse_float=str), None)  # floats stay as written
     return most
+
+
+def test_decimal_places_count_an_exponent():
+    assert [decimal_places(n) for n in ("0.9745", "1.4e-05", "1.2345678e-05", "3", "2e-06", "1.5e+02")] == \
+        [4, 6, 12, 0, 6, 0]
 
 
 def test_rounded_rounds_by_what_the_number_measures():
