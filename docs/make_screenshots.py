@@ -130,6 +130,9 @@ def capture(window, args) -> int:
         return capture_runs(window, args)
     draw(window.draw_tab.pad, TWO)
     wait_until(lambda: window.draw_tab.bars.probabilities() is not None, 10)
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the status bar lays out the weights' name it was just given (else cut short)
     args.out.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out / "draw_tab.png"))
     print(f"draw tab: predicted {window.draw_tab.bars.top_digit()} -> {args.out / 'draw_tab.png'}")
