@@ -15,6 +15,7 @@ from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 from core import augment as augmentation
 from core import fast_optim
 from core.autotune import ThreadTuner, measured_autocast_dtype
+from core.calibration import fit_temperature, logits_of
 from core import pen_digits
 from core.data import MnistData, load_mnist, to_float
 from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model
@@ -120,11 +121,15 @@ class TrainResult:
     seconds: float
     precision: str = "fp32"             # what ran: "bf16" (autocast) or "fp32"; "auto" resolved by measurement
     threads: int | None = None          # torch threads at the end (CPU); chosen by timing unless set
+    temperature: float | None = None    # fitted on the validation split (None without one): calibrated confidences
 
     @property
     def metrics(self) -> dict:
-        return {"val_accuracy": self.val_accuracy, "test_accuracy": self.test.accuracy if self.test else None,
-                "epochs_completed": len(self.epochs), "train_seconds": round(self.seconds, 2)}
+        metrics = {"val_accuracy": self.val_accuracy, "test_accuracy": self.test.accuracy if self.test else None,
+                   "epochs_completed": len(self.epochs), "train_seconds": round(self.seconds, 2)}
+        if self.temperature is not None:  # read by core.predict: softmax(logits / T)
+            metrics["temperature"] = round(self.temperature, 4)
+        return metrics
 
 
 @contextmanager
@@ -368,7 +373,11 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
 
     test = None if stopped else evaluate(model, data.test_images, data.test_labels, normalization, device)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    temperature = None
+    if not stopped and len(data.val_images):  # images it never trained on: label smoothing's ~96% becomes honest
+        with torch.no_grad():
+            temperature = fit_temperature(logits_of(model, data.val_images, normalization), data.val_labels)
     return TrainResult(model, settings, args, normalization, epochs,
                        epochs[-1].val_accuracy if epochs else None, test, stopped, time.perf_counter() - started,
                        "bf16" if amp_dtype is not None else "fp32",
-                       torch.get_num_threads() if device.type == "cpu" else None)
+                       torch.get_num_threads() if device.type == "cpu" else None, temperature)

@@ -105,3 +105,21 @@ def test_the_shipped_temperature_lowers_the_calibration_error_on_mnist_test_digi
     calibrated = torch.softmax(logits / temperature_of(weights.metrics), 1)
     assert float((raw.argmax(1) == labels).float().mean()) >= 0.995  # the same tensors: accuracy unchanged
     assert expected_calibration_error(calibrated, labels) < 0.01 < expected_calibration_error(raw, labels)
+
+
+def test_training_with_a_validation_split_stores_a_temperature_that_fits_it(tiny_settings):
+    from dataclasses import replace
+
+    from core.calibration import logits_of, negative_log_likelihood
+    from core.data import load_mnist
+    from core.training import train
+
+    result = train(replace(tiny_settings, epochs=1))
+    assert result.temperature is not None and result.metrics["temperature"] == round(result.temperature, 4)
+    data = load_mnist(tiny_settings.data_dir, tiny_settings.val_fraction, tiny_settings.seed, download=False)
+    with torch.no_grad():
+        logits = logits_of(result.model, data.val_images, result.normalization)
+    assert negative_log_likelihood(logits, data.val_labels, result.temperature) <= \
+        negative_log_likelihood(logits, data.val_labels)  # the fitted T is no worse than the raw softmax
+    no_split = train(replace(tiny_settings, epochs=1, val_fraction=0.0))
+    assert no_split.temperature is None and "temperature" not in no_split.metrics
