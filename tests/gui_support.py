@@ -37,6 +37,27 @@ def open_window(qtbot, settings: QSettings, weights: Path | None) -> MainWindow:
 
 
 @pytest.fixture
+def tutorial_weights(tmp_path) -> Path:
+    """An untrained but valid weights file of the tutorial's architecture (fast to load, any prediction)."""
+    import torch
+
+    from core.models import build_model
+    from core.weights import save_weights
+
+    with torch.random.fork_rng():  # the same file every time, and the caller's random stream left alone
+        torch.manual_seed(0)
+        model = build_model("tutorial")
+    return save_weights(tmp_path / "tutorial-test.pt", model, "tutorial", {}, (0.0, 1.0), {"preset": "tutorial"},
+                        {"test_accuracy": 0.5})
+
+
+@pytest.fixture
+def window(qtbot, settings, tutorial_weights) -> MainWindow:  # noqa: F811 (fixtures by name)
+    """The real window with `tutorial_weights` in use."""
+    return open_window(qtbot, settings, tutorial_weights)
+
+
+@pytest.fixture
 def trained_window(qtbot, settings) -> MainWindow:
     """The window with the shipped default weights, for tests that need real recognition."""
     if not paths.DEFAULT_WEIGHTS.is_file():

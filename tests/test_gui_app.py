@@ -20,30 +20,12 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from core import paths  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.gui_support import (  # noqa: E402,F401 (fixtures are found by name in this module)
-    TIMEOUT, densify, draw, open_window, press_and_move, private_qsettings, release, settings, to_widget, trained_window)
+    TIMEOUT, densify, draw, open_window, press_and_move, private_qsettings, release, settings, to_widget, trained_window, tutorial_weights, window)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture
-def tutorial_weights(tmp_path) -> Path:
-    """An untrained but valid weights file of the tutorial's architecture (fast to load, any prediction)."""
-    import torch
-
-    from core.models import build_model
-    from core.weights import save_weights
-
-    torch.manual_seed(0)
-    return save_weights(tmp_path / "tutorial-test.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
-                        {"preset": "tutorial"}, {"test_accuracy": 0.5})
-
-
-@pytest.fixture
-def window(qtbot, settings, tutorial_weights) -> MainWindow:
-    return open_window(qtbot, settings, tutorial_weights)
-
-
 # ---------------------------------------------------------------- drawing with the mouse
 def ellipse(cx, cy, rx, ry, n=48):
     return [(cx + rx * math.sin(2 * math.pi * t / n), cy - ry * math.cos(2 * math.pi * t / n)) for t in range(n + 1)]

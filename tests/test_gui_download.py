@@ -10,18 +10,9 @@ pytest.importorskip("pytestqt")
 
 import core.mnist_download  # noqa: E402
 from core.data import ALL_FILE_NAMES  # noqa: E402
-from core.models import build_model  # noqa: E402
-from core.weights import save_weights  # noqa: E402
 from gui.mnist_download import MnistDownloadDialog  # noqa: E402
-from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings  # noqa: E402, F401 (fixtures)
+from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings, tutorial_weights, window  # noqa: E402, F401 (fixtures)
 from tests.test_mnist_download import everything_under, local_mirror, refused_url  # noqa: E402, F401 (fixture)
-
-
-@pytest.fixture
-def window(qtbot, settings, tmp_path):  # noqa: F811 (settings is the fixture imported above)
-    weights = save_weights(tmp_path / "in-use.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
-                           {"preset": "test"}, {"test_accuracy": 0.5})
-    return open_window(qtbot, settings, weights)
 
 
 def click_train(window, settings) -> None:

@@ -15,15 +15,8 @@ from PySide6.QtWidgets import QFileDialog, QProgressBar  # noqa: E402
 
 from core.models import build_model  # noqa: E402
 from core.weights import load_weights, save_weights  # noqa: E402
-from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings  # noqa: E402, F401 (fixtures)
+from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings, tutorial_weights, window  # noqa: E402, F401 (fixtures)
 from tests.test_gui_inputs_hostile import drop  # noqa: E402
-
-
-@pytest.fixture
-def window(qtbot, settings, tmp_path):  # noqa: F811 (settings is the fixture imported above)
-    weights = save_weights(tmp_path / "in-use.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
-                           {"preset": "test"}, {"test_accuracy": 0.5})
-    return open_window(qtbot, settings, weights)
 
 
 def export_menu(window):
@@ -43,7 +36,7 @@ def test_export_submenu_offers_each_format_where_it_applies(window, tmp_path):
     assert enabled_exports(window) == {"For the tutorial script…": False, "ONNX…": True, "safetensors…": True}
 
 
-def test_safetensors_export_loads_back_by_dialog_and_by_drop(window, tmp_path, monkeypatch):
+def test_safetensors_export_loads_back_by_dialog_and_by_drop(window, tutorial_weights, tmp_path, monkeypatch):
     out = tmp_path / "shared.safetensors"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (str(out), ""))
     window.export_safetensors_action.trigger()
@@ -52,11 +45,11 @@ def test_safetensors_export_loads_back_by_dialog_and_by_drop(window, tmp_path, m
 
     filters = []
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a: (filters.append(a[3]) or str(out), ""))
-    assert window.load_weights_file(tmp_path / "in-use.pt")
+    assert window.load_weights_file(tutorial_weights)
     window.load_action.trigger()
     assert "*.safetensors" in filters[0] and window.current_weights().name == "shared.safetensors"
 
-    assert window.load_weights_file(tmp_path / "in-use.pt")
+    assert window.load_weights_file(tutorial_weights)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(out))])
     drop(window, mime)  # a dropped .safetensors is weights, not an image
@@ -86,14 +79,14 @@ def test_onnx_export_runs_in_the_background_and_the_file_runs_in_onnxruntime(qtb
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_onnx_without_its_packages_says_what_to_install(qtbot, window, tmp_path, monkeypatch):
+def test_onnx_without_its_packages_says_what_to_install(qtbot, window, tutorial_weights, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
     with qtbot.waitSignal(window.message_shown, timeout=TIMEOUT) as shown:
         window.export_file(tmp_path / "model.onnx", "onnx")
     assert "pip install" in shown.args[0] and "onnxscript" in shown.args[0]
     qtbot.waitUntil(lambda: not window.export_task.is_running(), timeout=TIMEOUT)
     assert not (tmp_path / "model.onnx").exists() and window.statusBar().currentMessage() == ""
-    assert window.current_weights().name == "in-use.pt"  # the model in use stays
+    assert window.current_weights().name == tutorial_weights.name  # the model in use stays
 
 
 def test_a_second_onnx_export_while_one_runs_is_refused_with_a_message(qtbot, window, tmp_path):

@@ -14,24 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from core import paths  # noqa: E402
 from core.run_recorder import RunRecorder  # noqa: E402
 from core.runs import RunStore  # noqa: E402
-from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings  # noqa: E402,F401
-
-
-@pytest.fixture
-def tutorial_weights(tmp_path) -> Path:
-    import torch
-
-    from core.models import build_model
-    from core.weights import save_weights
-
-    torch.manual_seed(0)
-    return save_weights(tmp_path / "tutorial-test.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
-                        {"preset": "tutorial"}, {"test_accuracy": 0.5})
-
-
-@pytest.fixture
-def window(qtbot, settings, tutorial_weights):  # noqa: F811
-    return open_window(qtbot, settings, tutorial_weights)
+from tests.gui_support import TIMEOUT, open_window, private_qsettings, settings, tutorial_weights, window  # noqa: E402,F401
 
 
 def weights_in_our_folder(name: str, seed: int) -> Path:

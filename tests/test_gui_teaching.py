@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QPushButton  # noqa: E402
 from core import paths  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.gui_support import (  # noqa: E402,F401 (fixtures are found by name in this module)
-    TIMEOUT, draw, open_window, private_qsettings, settings, trained_window)
+    TIMEOUT, draw, open_window, private_qsettings, settings, trained_window, tutorial_weights, window)
 
 
 def ellipse(cx, cy, rx, ry, n=40):
@@ -44,24 +44,6 @@ def button(window: MainWindow, name: str) -> QPushButton:
     found = window.findChild(QPushButton, name)
     assert found is not None, name
     return found
-
-
-@pytest.fixture
-def tutorial_weights(tmp_path) -> Path:
-    """A valid, untrained weights file of the tutorial's architecture: loads and fine-tunes fast."""
-    import torch
-
-    from core.models import build_model
-    from core.weights import save_weights
-
-    torch.manual_seed(0)
-    return save_weights(tmp_path / "tutorial-test.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
-                        {"preset": "tutorial"}, {"test_accuracy": 0.5})
-
-
-@pytest.fixture
-def window(qtbot, settings, tutorial_weights) -> MainWindow:
-    return open_window(qtbot, settings, tutorial_weights)
 
 
 # ---------------------------------------------------------------- Draw tab: correct and collect

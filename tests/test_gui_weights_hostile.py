@@ -14,15 +14,8 @@ from PySide6.QtCore import QMimeData, QUrl
 
 from core.models import build_model
 from core.weights import load_weights, save_weights
-from tests.gui_support import open_window, private_qsettings, settings  # noqa: F401 (fixtures by name)
+from tests.gui_support import open_window, private_qsettings, settings, tutorial_weights, window  # noqa: F401 (fixtures by name)
 from tests.test_weights_hostile import rewrite
-
-
-@pytest.fixture
-def window(qtbot, settings, tmp_path):  # noqa: F811 (settings is the fixture imported above)
-    weights = save_weights(tmp_path / "in-use.pt", build_model("tutorial"), "tutorial", {}, (0.0, 1.0),
-                           {"preset": "test"}, {"test_accuracy": 0.5})
-    return open_window(qtbot, settings, weights)
 
 
 def crafted(tmp_path: Path, name: str, **changes) -> Path:
