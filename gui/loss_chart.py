@@ -19,7 +19,32 @@ VAL_ACCURACY_COLOR = QColor(44, 160, 44)
 TRAIN_ACCURACY_COLOR = QColor(148, 103, 189)
 
 
-class LossChart(pg.PlotWidget):
+class TwoAxisChart(pg.PlotWidget):
+    """A plot with a second view box on the right axis (accuracy), a legend, and colours that follow the palette;
+    subclasses make `_legend` and `_accuracy_view` and connect the plot's `sigResized` to `_sync_views`."""
+
+    def _sync_views(self) -> None:
+        plot = self.getPlotItem()
+        self._accuracy_view.setGeometry(plot.vb.sceneBoundingRect())
+        self._accuracy_view.linkedViewChanged(plot.vb, self._accuracy_view.XAxis)
+
+    def _apply_palette(self) -> None:
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        self.setBackground(palette.color(QPalette.ColorRole.Base))
+        for name in ("left", "bottom", "right"):
+            axis = self.getPlotItem().getAxis(name)
+            axis.setPen(pg.mkPen(text))
+            axis.setTextPen(pg.mkPen(text))
+        self._legend.setLabelTextColor(text)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_legend"):
+            self._apply_palette()
+        super().changeEvent(event)
+
+
+class LossChart(TwoAxisChart):
     """x is the batch number over all epochs; loss on a log axis (left), accuracy in % (right).
 
     A series enters the legend with its first point, and the right axis shows with the first accuracy: a run
@@ -152,24 +177,3 @@ class LossChart(pg.PlotWidget):
 
     def epoch_points(self) -> list[tuple[int, float | None, float | None]]:
         return list(self._epochs)
-
-    # ------------------------------------------------------------ look
-    def _sync_views(self) -> None:
-        plot = self.getPlotItem()
-        self._accuracy_view.setGeometry(plot.vb.sceneBoundingRect())
-        self._accuracy_view.linkedViewChanged(plot.vb, self._accuracy_view.XAxis)
-
-    def _apply_palette(self) -> None:
-        palette = self.palette()
-        text = palette.color(QPalette.ColorRole.WindowText)
-        self.setBackground(palette.color(QPalette.ColorRole.Base))
-        for name in ("left", "bottom", "right"):
-            axis = self.getPlotItem().getAxis(name)
-            axis.setPen(pg.mkPen(text))
-            axis.setTextPen(pg.mkPen(text))
-        self._legend.setLabelTextColor(text)
-
-    def changeEvent(self, event: QEvent) -> None:
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_legend"):
-            self._apply_palette()
-        super().changeEvent(event)

@@ -5,11 +5,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
-from gui.loss_chart import SMOOTHING
+from gui.loss_chart import SMOOTHING, TwoAxisChart
 
 if TYPE_CHECKING:
     from core.runs import RunRecord
@@ -37,7 +37,7 @@ def run_label(record: RunRecord) -> str:
     return f"{record.started[5:16].replace('T', ' ')} {record.name}{shown}"
 
 
-class RunsChart(pg.PlotWidget):
+class RunsChart(TwoAxisChart):
     """x is samples seen (comparable across batch sizes and between training and fine-tuning); each run its own
     colour, solid for the loss and dashed for the training accuracy; the legend names each run once."""
 
@@ -103,24 +103,3 @@ class RunsChart(pg.PlotWidget):
 
     def right_axis_shown(self) -> bool:
         return self.getPlotItem().getAxis("right").isVisible()
-
-    # ------------------------------------------------------------ look (as gui/loss_chart.py)
-    def _sync_views(self) -> None:
-        plot = self.getPlotItem()
-        self._accuracy_view.setGeometry(plot.vb.sceneBoundingRect())
-        self._accuracy_view.linkedViewChanged(plot.vb, self._accuracy_view.XAxis)
-
-    def _apply_palette(self) -> None:
-        palette = self.palette()
-        text = palette.color(QPalette.ColorRole.WindowText)
-        self.setBackground(palette.color(QPalette.ColorRole.Base))
-        for name in ("left", "bottom", "right"):
-            axis = self.getPlotItem().getAxis(name)
-            axis.setPen(pg.mkPen(text))
-            axis.setTextPen(pg.mkPen(text))
-        self._legend.setLabelTextColor(text)
-
-    def changeEvent(self, event: QEvent) -> None:
-        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "_legend"):
-            self._apply_palette()
-        super().changeEvent(event)
