@@ -6,17 +6,8 @@ import sys
 from pathlib import Path
 
 from core import jsonout, paths
+from core.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail, _percent
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return status
-
-
-def _percent(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
 def _rounded(numbers: dict | None) -> dict | None:

@@ -6,18 +6,12 @@ import sys
 from pathlib import Path
 
 from core import jsonout
+from core.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail
+from core.cli import _percent as cli_percent
 from core.runs import RunError, RunStore, runs_dir
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _fail(message: str, status: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return status
-
-
 def _percent(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
+    return "-" if x is None else cli_percent(x)  # a table cell: "-" where a run has no number
 
 
 def duration(seconds: float) -> str:
