@@ -1,6 +1,7 @@
 """A predictor: weights loaded once, the shared preprocessing, softmax probabilities and the top digit."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -67,24 +68,20 @@ class Predictor:
             scores = self.gate.scores(images28) if self.gate is not None else [None] * len(filled)
             threshold = self.gate.threshold if self.gate is not None else 1.0
             for row, score, i in zip(probs.tolist(), scores, filled):
-                drawn = getattr(prepared[i], "route", "drawing") == "drawing"  # photos get no drawing hints
+                drawn = prepared[i].route == "drawing"  # photos get no drawing hints
                 hints = drawing_hints(to_gray(images[i])) if drawn else []
                 results[i] = Prediction(int(np.argmax(row)), row, prepared[i].image28,
                                         judge(row, score, threshold, hints))
         return results
 
 
-_DEFAULT_GATE: list[DigitGate | None] = []
-
-
+@functools.cache
 def default_gate() -> DigitGate | None:
     """The shipped gate, read once; None (confidence alone judges, and a warning is logged) if it cannot be read."""
-    if not _DEFAULT_GATE:
-        try:
-            _DEFAULT_GATE.append(load_gate(DEFAULT_GATE))
-        except GateError as exc:
-            import logging
+    try:
+        return load_gate(DEFAULT_GATE)
+    except GateError as exc:
+        import logging
 
-            logging.getLogger(__name__).warning("%s; verdicts use the confidence alone", exc)
-            _DEFAULT_GATE.append(None)
-    return _DEFAULT_GATE[0]
+        logging.getLogger(__name__).warning("%s; verdicts use the confidence alone", exc)
+        return None
