@@ -19,7 +19,7 @@ from core.preprocess import preprocess
 # Seed streams: the training helper draws from "train", the benchmark from "tune" and "heldout",
 # so no benchmark image is ever a training image, whatever seeds either side uses.
 STREAMS = {"train": 1, "tune": 2, "heldout": 3}
-KINDS = {"strokes": 1, "fonts": 2, "optdigits": 3}  # ...and each kind its own draws (no shared layouts)
+KINDS = {"strokes": 1, "fonts": 2, "optdigits": 3, "weak-spots": 4}  # ...and each kind its own draws (no shared layouts)
 CANVAS_PX = (64, 400)          # canvas side range (log-uniform), as small thumbnails to large drawing pads
 SIZE_SHARE = (0.3, 0.9)        # the digit's longer side as a share of the canvas's shorter side
 MAX_ROTATION_DEG = 15.0        # fonts and strokes are turned by up to this much either way
@@ -145,16 +145,18 @@ def font_mask(path: Path, digit: int, rng: np.random.Generator, long_side: int) 
     return np.asarray(glyph.crop(box), dtype=np.float32) / 255.0
 
 
-def font_digits(name: str, fonts: Sequence[Path], n: int, stream: str, seed: int = 0) -> DigitSet:
-    """n font digits, labels 0-9 in turn, each in a random font from `fonts`, framed by `place`."""
+def font_digits(name: str, fonts: Sequence[Path], n: int, stream: str, seed: int = 0,
+                digits: Sequence[int] = tuple(range(10)), kind: str = "fonts") -> DigitSet:
+    """n font digits, labels `digits` in turn, each in a random font from `fonts`, framed by `place`."""
     out = DigitSet(name, f"{len(fonts)} fonts: " + ", ".join(p.stem for p in fonts))
     for i in range(n):
-        rng = _rng(stream, "fonts", seed, i)
+        rng = _rng(stream, kind, seed, i)
         canvas, long_side = _layout(rng)
         path = fonts[rng.integers(len(fonts))]
-        mask = font_mask(path, i % 10, rng, long_side)
+        digit = digits[i % len(digits)]
+        mask = font_mask(path, digit, rng, long_side)
         out.images.append(place(mask, rng, long_side, canvas))
-        out.labels.append(i % 10)
+        out.labels.append(digit)
         out.sources.append(path.name)
     return out
 

@@ -41,6 +41,8 @@ VARIANTS: list[Variant] = [
     Variant(1, "bar", "M .5 0 L .5 1"),
     Variant(1, "flag", "M .3 .2 L .55 0 L .55 1"),
     Variant(1, "long-flag", "M .12 .38 L .6 0 L .6 1"),  # the continental 1: MNIST has few of these
+    Variant(1, "curl-flag", "M .28 .24 C .2 .12 .34 0 .52 0 L .52 1"),  # a flag that curls: read as 9 before
+    Variant(1, "wide-flag", "M .1 .4 C .25 .3 .45 .15 .62 0 C .6 .35 .58 .7 .56 1"),  # long curved flag: read as 2
     Variant(1, "flag-base", "M .3 .2 L .55 0 L .55 1 M .25 1 L .85 1", heldout=True),
     Variant(2, "plain", "M .12 .25 C .15 -.03 .86 -.05 .86 .28 C .86 .5 .45 .7 .1 1 L .92 1"),
     Variant(2, "z-like", "M .1 .1 C .4 -.05 .86 0 .84 .26 C .8 .46 .5 .62 .1 1 C .4 .94 .7 .94 .92 .98"),
@@ -54,6 +56,8 @@ VARIANTS: list[Variant] = [
             heldout=True),
     Variant(4, "open", "M .55 0 L .1 .66 L .94 .66 M .7 .34 L .7 1"),
     Variant(4, "closed", "M .72 1 L .72 0 L .06 .68 L .96 .68"),
+    Variant(4, "narrow", "M .56 0 C .42 .2 .22 .45 .1 .62 L .82 .6 M .64 0 L .58 1"),  # tall, short bar: read as 9
+    Variant(4, "open-arm", "M .38 .02 C .26 .24 .16 .44 .1 .62 L .92 .6 M .68 .08 L .66 1"),
     Variant(4, "open-top", "M .2 0 L .14 .56 L .92 .56 M .72 .04 L .72 1", heldout=True),
     Variant(5, "one-stroke", "M .84 0 L .26 0 L .2 .46 C .45 .3 .9 .38 .88 .68 C .86 1 .35 1.04 .1 .88"),
     Variant(5, "flag-after", "M .26 0 L .2 .46 C .45 .3 .9 .38 .88 .68 C .86 1 .35 1.04 .1 .88 M .26 0 L .86 .02"),
@@ -67,6 +71,8 @@ VARIANTS: list[Variant] = [
                              "C .76 .68 .62 .6 .5 .6 C .38 .6 .25 .68 .2 .75", heldout=True),
     Variant(7, "plain", "M .08 0 L .92 0 L .38 1"),
     Variant(7, "crossbar", "M .08 0 L .92 0 L .38 1 M .3 .5 L .8 .5"),
+    Variant(7, "curly", "M .1 .16 C .1 .05 .2 0 .32 .02 L .9 0 C .68 .28 .5 .62 .46 1"),  # curled start: read as 9
+    Variant(7, "swash-top", "M .06 .1 C .25 -.04 .5 .1 .92 0 C .66 .32 .5 .66 .44 1"),
     Variant(7, "hook", "M .1 .16 L .12 0 L .92 0 C .66 .35 .5 .65 .45 1", heldout=True),
     Variant(8, "figure", "M .5 .47 C .1 .36 .15 0 .5 0 C .85 0 .9 .36 .5 .47 C .05 .58 .1 1 .5 1 "
                          "C .9 1 .95 .58 .5 .47"),
