@@ -163,11 +163,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     any_failed = False
     for path in args.images:
         record = {"path": path, "digit": None, "probabilities": None, "verdict": None, "candidates": None,
-                  "looks_like": None, "not_digit_probability": None, "hints": [], "error": None}
+                  "looks_like": None, "not_digit_probability": None, "hints": [], "region": None, "route": None,
+                  "error": None}
         verdict = None
         try:
             prediction = predictor.predict(load_image(path))
             record["digit"], record["probabilities"] = prediction.digit, prediction.probabilities
+            record["region"] = None if prediction.region is None else list(prediction.region)  # [x0, y0, x1, y1]
+            record["route"] = prediction.route
             verdict = prediction.verdict
             if verdict is not None:  # core/verdict.py: "digit", "unsure" or "not_a_digit"
                 record.update(verdict=verdict.kind, candidates=verdict.candidates, looks_like=verdict.looks_like,

@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.calibration import temperature_of
 from core.digit_gate import DEFAULT_GATE, DigitGate, GateError, load_gate
-from core.preprocess import preprocess, to_gray
+from core.preprocess import Region, preprocess, to_gray
 from core.verdict import Verdict, drawing_hints, judge
 from core.weights import LoadedWeights, load_default_weights, load_weights
 
@@ -26,6 +26,8 @@ class Prediction:
     probabilities: list[float] | None
     image28: np.ndarray | None  # (28, 28) uint8: exactly what the model saw
     verdict: Verdict | None = None
+    region: Region | None = None  # where the digit was found, (x0, y0, x1, y1) in the input's pixels
+    route: str | None = None      # "drawing" or "photo" (core.preprocess); None when there was nothing to recognize
 
     @property
     def empty(self) -> bool:
@@ -68,10 +70,10 @@ class Predictor:
             scores = self.gate.scores(images28) if self.gate is not None else [None] * len(filled)
             threshold = self.gate.threshold if self.gate is not None else 1.0
             for row, score, i in zip(probs.tolist(), scores, filled):
-                drawn = prepared[i].route == "drawing"  # photos get no drawing hints
-                hints = drawing_hints(to_gray(images[i])) if drawn else []
-                results[i] = Prediction(int(np.argmax(row)), row, prepared[i].image28,
-                                        judge(row, score, threshold, hints))
+                found = prepared[i]
+                hints = drawing_hints(to_gray(images[i])) if found.route == "drawing" else []  # none for photos
+                results[i] = Prediction(int(np.argmax(row)), row, found.image28, judge(row, score, threshold, hints),
+                                        found.region, found.route)
         return results
 
 

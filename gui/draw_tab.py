@@ -204,13 +204,11 @@ class DrawTab(QWidget):
             else:
                 self.bars.set_prediction(prediction.probabilities, prediction.image28)
             if self.showing_photo():
-                self._outline_found_region(image)
+                self._outline_found_region(prediction.region)
         self._update_corrections()
 
-    def _outline_found_region(self, image) -> None:
-        from core.preprocess import preprocess
-
-        found = preprocess(image).region if self._ink_found else None  # (the prediction does not carry it)
+    def _outline_found_region(self, found) -> None:
+        """Outline `found` (x0, y0, x1, y1) in the edited input's pixels, or nothing, on the opened photo."""
         left, top = self.photo.edited_input()[1]
         self.photo.set_found_region(None if found is None else
                                     (found[0] + left, found[1] + top, found[2] + left, found[3] + top))

@@ -136,3 +136,36 @@ def test_predict_json_says_digit_unsure_or_not_a_digit_and_keeps_the_top_guess(t
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith(f"{seven}: 7 (")
     assert "probably not a single digit" in lines[1] and "closest digit" in lines[1]
+
+
+def test_predict_json_says_where_the_digit_was_found_and_by_which_route(tmp_path, capsys):
+    """A photo of a page with a 3 and, well apart, an 8: the region reported lies on the digit that was read; a
+    pad-style drawing takes the drawing route with its ink's box."""
+    import numpy as np
+
+    from bench.photo_sets import Conditions, render, stroke_mask
+
+    def cropped(mask: np.ndarray) -> np.ndarray:
+        rows, cols = np.nonzero(mask > 0.05)
+        return mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+    rng = np.random.default_rng(0)
+    three, eight = cropped(stroke_mask(3, rng, heldout=False)), cropped(stroke_mask(8, rng, heldout=False))
+    h = max(three.shape[0], eight.shape[0])
+    gap = np.zeros((h, 2 * three.shape[1]))
+    both = np.concatenate([np.pad(m, ((0, h - m.shape[0]), (0, 0))) for m in (three, gap, eight)], axis=1)
+    conditions = Conditions(size=(640, 320), lines="ruled", ink="blue", lighting="gradient", light_depth=0.3,
+                            jpeg_quality=80)
+    page = render(both, conditions, rng)  # (320, 640, 3): the 3 left of the centre, the 8 right of it
+    photo, seven = tmp_path / "page.png", tmp_path / "seven.png"
+    Image.fromarray(page).save(photo)
+    draw(SEVEN, size=(280, 280), box=(70, 40, 210, 240), width=18).save(seven)
+    code, out, _ = run_cli(capsys, "predict", photo, seven, "--json")
+    read_photo, read_seven = (json.loads(line) for line in out.splitlines())
+    assert code == 0 and read_photo["route"] == "photo" and read_seven["route"] == "drawing"
+    x0, y0, x1, y1 = read_photo["region"]
+    assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 320
+    assert (read_photo["digit"], x1 <= 320) in ((3, True), (8, False)), (read_photo["digit"], read_photo["region"])
+    assert x0 >= 320 or x1 <= 320  # one digit, not both
+    sx0, sy0, sx1, sy1 = read_seven["region"]
+    assert 50 <= sx0 < sx1 <= 230 and 20 <= sy0 < sy1 <= 260  # around the strokes drawn in (70, 40, 210, 240)
