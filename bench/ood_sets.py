@@ -44,6 +44,16 @@ FONTS = [
     Font("BecauseWeCreate-Regular.otf", "fonts-bwht"),
     Font("DejaVuSans.ttf", "fonts-dejavu-core"), Font("FreeSerifItalic.ttf", "fonts-freefont-ttf"),
     Font("NimbusSans-Regular.otf", "fonts-urw-base35"), Font("C059-Italic.otf", "fonts-urw-base35"),
+    # more hands for the gate's training side (each checked to draw real digits and letters, not empty boxes)
+    Font("KaushanScript-Regular.otf", "fonts-kaushanscript"), Font("Purisa.otf", "fonts-tlwg-purisa-otf"),
+    Font("Purisa-Oblique.otf", "fonts-tlwg-purisa-otf"), Font("kiloji.ttf", "fonts-kiloji"),
+    Font("kiloji_b.ttf", "fonts-kiloji"), Font("KleeOne-Regular.ttf", "fonts-klee"),
+    Font("LeckerliOne-Regular.ttf", "fonts-leckerli-one"), Font("Havana-Regular.otf", "fonts-havana"),
+    Font("YuseiMagic-Regular.ttf", "fonts-yusei-magic"), Font("Breip.ttf", "fonts-breip"),
+    Font("Kristi.ttf", "fonts-kristi"), Font("PenguinAttack.ttf", "fonts-dustin"),
+    Font("Domestic_Manners.ttf", "fonts-dustin"), Font("Dustismo.ttf", "fonts-dustin"),
+    Font("Junkyard.ttf", "fonts-dustin"), Font("lobster.otf", "fonts-lobster"),
+    Font("OpenDyslexic-Regular.otf", "fonts-opendyslexic"),
     # held-out fonts: other hands and faces, never used for training
     Font("Z003-MediumItalic.otf", "fonts-urw-base35", True), Font("Humor-Sans.ttf", "fonts-humor-sans", True),
     Font("Delphine.ttf", "fonts-sjfonts", True), Font("Rufscript010.ttf", "fonts-rufscript", True),

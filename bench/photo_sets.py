@@ -7,7 +7,8 @@ stroke variants and fonts, and separate halves of optdigits; MNIST test digits a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,7 @@ from bench.ood_sets import find_fonts, font_mask
 from core.pen_digits import VARIANTS, draw_polylines, jittered_polylines
 
 STREAMS = {"tune": 20, "heldout": 30}
+BLANK_STREAM = 7         # blank photos draw from their own generators, never a digit photo's
 SIZE_PX = (96, 4000)     # the photo's longer side, log-uniform
 PAPERS = {"white": (246, 246, 242), "cream": (240, 232, 210), "yellow note": (250, 236, 120),
           "pink note": (250, 190, 205), "blue note": (175, 215, 245), "green note": (200, 240, 180),
@@ -168,8 +170,10 @@ def stroke_mask(digit: int, rng: np.random.Generator, heldout: bool) -> np.ndarr
     return draw_polylines(polylines, rng.uniform(0.05, 0.14), height=200)
 
 
+@lru_cache(maxsize=1)
 def optdigit_masks() -> tuple[np.ndarray, np.ndarray]:
-    """UCI optdigits (shipped inside scikit-learn) as soft masks (N, 160, 160) and labels (N,)."""
+    """UCI optdigits (shipped inside scikit-learn) as soft masks (N, 160, 160) and labels (N,); made once (read
+    only), since sets are made a slice at a time."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -201,9 +205,10 @@ def _crop(mask: np.ndarray) -> np.ndarray:
     return mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
 
-def photo_set(split: str, n: int, seed: int = 0, data_dir: Path | None = None) -> tuple[list[np.ndarray], list[int],
-                                                                                        list[str]]:
-    """n photos (H, W, 3) uint8 with labels and each one's shape source; image i is the same whatever n is."""
+def photo_set(split: str, n: int, seed: int = 0, data_dir: Path | None = None, first: int = 0
+              ) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """Photos first..first+n-1 (H, W, 3) uint8 with labels and each one's shape source; image i is the same whatever
+    n and first are (so a large set can be made a slice at a time)."""
     heldout = split == "heldout"
     fonts, _missing = find_fonts(heldout)
     opt_masks, opt_labels = optdigit_masks()
@@ -212,7 +217,7 @@ def photo_set(split: str, n: int, seed: int = 0, data_dir: Path | None = None) -
     mnist = mnist_test_masks(data_dir) if heldout else None
     kinds = ["strokes", "optdigits"] + (["fonts"] if fonts else []) + (["mnist"] if mnist is not None else [])
     images, labels, sources = [], [], []
-    for i in range(n):
+    for i in range(first, first + n):
         rng = np.random.default_rng([STREAMS[split], seed, i])
         kind = kinds[i % len(kinds)]
         digit = (i // len(kinds)) % 10
@@ -233,3 +238,13 @@ def photo_set(split: str, n: int, seed: int = 0, data_dir: Path | None = None) -
         sources.append(kind)
     return images, labels, sources
 
+
+
+def blank_photos(split: str, n: int, seed: int = 0, first: int = 0) -> list[np.ndarray]:
+    """Photos first..first+n-1 (H, W, 3) uint8 of paper with no writing: texture, lines, lighting, tilt, specks,
+    blur, JPEG drawn as for the digit photos, no clutter."""
+    photos = []
+    for i in range(first, first + n):
+        rng = np.random.default_rng([STREAMS[split], BLANK_STREAM, seed, i])
+        photos.append(render(np.zeros((8, 8), np.float32), replace(random_conditions(rng), clutter=False), rng))
+    return photos

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from core import augment as augmentation
@@ -21,8 +22,10 @@ from core.digit_gate import gate_net, save_gate
 from core.not_digits import KINDS, frame, make_page, pen_digit_mask
 from core.preprocess import preprocess
 
-NON_DIGITS = {"letter": 12000, "scribble": 6000, "dot": 3000, "line": 4000, "pair": 8000, "blank": 3000}
+NON_DIGITS = {"letter": 16000, "scribble": 6000, "dot": 3000, "line": 4000, "pair": 8000, "blank": 3000}
 PEN_DIGITS, FONT_DIGITS, MNIST_DIGITS = 6000, 6000, 30000
+LOW_RES_SHARE = 0.2          # share of the digits (MNIST, pen, font alike) made low-resolution or blurred
+LOW_RES_PX = (6, 14)         # the long side they are shrunk to, as in small scans, thumbnails and far-off photos
 
 
 def training_fonts() -> list[Path | str]:
@@ -65,8 +68,43 @@ def non_digit_images(seed: int, mnist_images: torch.Tensor, mnist_labels: torch.
     return torch.stack(images), torch.tensor(kinds)
 
 
+def low_resolution(image28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A preprocessed digit uint8 (28, 28) as a small or out-of-focus picture of it would come out of preprocessing:
+    shrunk to LOW_RES_PX on its long side (area average) and enlarged again, or blurred, on a page; the input when
+    nothing is left."""
+    import cv2
+
+    rows, cols = np.nonzero(image28 > 20)
+    if len(rows) == 0:
+        return image28
+    ink = Image.fromarray(image28[rows.min():rows.max() + 1, cols.min():cols.max() + 1].astype(np.float32) / 255, "F")
+    w, h = ink.size
+    big = int(rng.integers(40, 121))  # the page's drawing size, before framing
+    size = (max(1, round(w * big / max(w, h))), max(1, round(h * big / max(w, h))))
+    if rng.random() < 0.7:  # few pixels: shrink (area average), then enlarge smoothly
+        small_side = int(rng.integers(LOW_RES_PX[0], LOW_RES_PX[1] + 1))
+        small = (max(1, round(w * small_side / max(w, h))), max(1, round(h * small_side / max(w, h))))
+        ink = ink.resize(small, Image.Resampling.BOX).resize(size, Image.Resampling.BICUBIC)
+    else:                   # out of focus: blur of 3-8% of the digit's size
+        sharp = np.asarray(ink.resize(size, Image.Resampling.BICUBIC))
+        ink = cv2.GaussianBlur(np.pad(sharp, big // 8), (0, 0), rng.uniform(0.03, 0.08) * big)  # room to spread
+    mask = np.clip(np.asarray(ink), 0, 1)  # (h, w) in [0, 1]
+    prepared = preprocess(frame(mask / max(float(mask.max()), 1e-6), rng))
+    return image28 if prepared.empty else prepared.image28
+
+
+def with_low_resolution(images: torch.Tensor, seed: int, share: float = LOW_RES_SHARE) -> torch.Tensor:
+    """uint8 (N, 28, 28) digits with a seeded `share` of them (every source alike) passed through low_resolution."""
+    out = images.clone()
+    picked = np.random.default_rng([0x10E5, seed]).permutation(len(images))[:round(share * len(images))]
+    for i in picked.tolist():
+        out[i] = torch.from_numpy(low_resolution(images[i].numpy(), np.random.default_rng([0x10E5, seed, i])))
+    return out
+
+
 def digit_images(seed: int, mnist_images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28): MNIST training digits, pen digits and font digits of the training split."""
+    """uint8 (N, 28, 28): MNIST training digits, pen digits and font digits of the training split, LOW_RES_SHARE of
+    them made low-resolution or blurred."""
     from bench.ood_sets import pen_and_font_training_digits
 
     generator = torch.Generator().manual_seed(seed)
@@ -78,7 +116,7 @@ def digit_images(seed: int, mnist_images: torch.Tensor) -> torch.Tensor:
         if not prepared.empty:
             pen.append(torch.from_numpy(prepared.image28))
     fonts, _ = pen_and_font_training_digits(FONT_DIGITS, seed, kinds=("fonts",))
-    return torch.cat([mnist, torch.stack(pen), fonts])
+    return with_low_resolution(torch.cat([mnist, torch.stack(pen), fonts]), seed)
 
 
 def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int = 12, width: int = 16,

@@ -92,3 +92,29 @@ def test_trained_model_reads_stroke_digits_well_above_chance():
     predicted = [p.digit for p in Predictor.from_file(paths.DEFAULT_WEIGHTS).predict_many(digits.images)]
     accuracy = np.mean([p == y for p, y in zip(predicted, digits.labels)])
     assert accuracy > 0.5, f"{accuracy:.0%} on stroke digits (chance is 10%)"
+
+
+def test_every_installed_font_draws_real_digits_not_missing_glyph_boxes():
+    from PIL import ImageFont
+
+    fonts = find_fonts(False)[0] + find_fonts(True)[0]
+    if not fonts:
+        pytest.skip("no font of the list is installed (see bench/README.md for the apt command)")
+    boxes = []
+    for path in fonts:
+        face = ImageFont.truetype(str(path), 48)
+        missing = np.asarray(face.getmask("\uffff"))  # the font's own "no such glyph" box
+        for digit in "0123456789":
+            glyph = np.asarray(face.getmask(digit))
+            if glyph.size == 0 or glyph.max() == 0 or (glyph.shape == missing.shape and np.array_equal(glyph, missing)):
+                boxes.append(f"{path.name}:{digit}")
+    assert not boxes, f"fonts that draw no real digit: {boxes}"
+
+
+def test_the_weak_spot_benchmarks_held_out_fonts_never_train_the_gate_or_the_classifier():
+    from bench.weak_spots import WEAK_SPOTS
+
+    tune = {f.file for f in FONTS if not f.heldout}
+    never = {name for spot in WEAK_SPOTS for name in spot.heldout_fonts}
+    assert never and tune.isdisjoint(never)
+    assert all(f.package.startswith("fonts-") for f in FONTS)  # the install hint names real packages

@@ -141,3 +141,21 @@ def test_real_mnist_test_digits_are_rarely_flagged(real_mnist_dir, predictor):
     verdicts = [p.verdict.kind for p in predictor.predict_many([images[i].numpy() for i in picked])]
     flagged = sum(v != "digit" for v in verdicts) / len(verdicts)
     assert flagged <= 0.01, f"{100 * flagged:.1f}% of real MNIST test digits flagged (target <= 1%)"
+
+
+def test_photo_sets_in_the_not_digit_benchmark_and_a_baseline_gate_on_the_same_images():
+    from bench.not_digits import photo_sets, score_set
+
+    sets = photo_sets(2, seed=0, data_dir=None)
+    assert [(name, split, is_digit) for name, split, is_digit, _images, _labels in sets] == [
+        ("photos-tune", "tune", True), ("photos-heldout", "heldout", True),
+        ("blank-photos-tune", "tune", False), ("blank-photos-heldout", "heldout", False)]
+    predictor = Predictor(load_default_weights())
+    gate = load_gate()
+    scored = [score_set(predictor, name, split, images, is_digit, labels, gate, chunk=2)
+              for name, split, is_digit, images, labels in sets]
+    for s in scored:
+        assert len(s.not_digit) == 2 and (s.labels is None or len(s.labels) == 2)  # labels filled as photos were made
+        assert s.flags(gate.threshold, 0.5) == s.flags(gate.threshold, 0.5, not_digit_scores=s.baseline)
+    blank_flagged = np.mean([s.flags(gate.threshold, 0.5)["flagged"] for s in scored if not s.is_digit])
+    assert blank_flagged >= 0.8, f"only {blank_flagged:.0%} of blank photos were flagged"

@@ -1,0 +1,88 @@
+"""Gate training (core/gate_training.py): low-resolution digits stay readable digits, a seeded share of the positives
+gets them, and a small gate trains, separates digits from non-digits and leaves the caller's state alone."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.digit_gate import load_gate, save_gate
+from core.gate_training import LOW_RES_SHARE, low_resolution, train_gate, with_low_resolution
+from core.not_digits import KINDS, frame, make_page, pen_digit_mask
+from core.predict import Predictor
+from core.preprocess import preprocess
+from core.weights import load_default_weights
+
+
+def pen_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, list[int]]:
+    """uint8 (n, 28, 28) preprocessed pen digits of the held-out hands, labels 0-9 in turn."""
+    images = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        images.append(torch.from_numpy(preprocess(frame(pen_digit_mask(i % 10, rng, heldout=True), rng)).image28))
+    return torch.stack(images), [i % 10 for i in range(n)]
+
+
+def detail(image28: np.ndarray) -> float:
+    """Edge energy per unit of ink: high for crisp strokes, lower once fine detail is lost."""
+    x = image28.astype(np.float32) / 255
+    edges = np.abs(np.diff(x, axis=0)).sum() + np.abs(np.diff(x, axis=1)).sum()
+    return float(edges / max(x.sum(), 1e-6))
+
+
+def test_a_low_resolution_digit_loses_detail_but_is_still_read_as_that_digit():
+    images, labels = pen_digits(40)
+    low = np.stack([low_resolution(img.numpy(), np.random.default_rng([5, i])) for i, img in enumerate(images)])
+    assert low.shape == (40, 28, 28) and low.dtype == np.uint8 and int(low.reshape(40, -1).max(1).min()) > 100
+    again = low_resolution(images[3].numpy(), np.random.default_rng([5, 3]))
+    assert np.array_equal(again, low[3])                                   # seeded: the same picture again
+    blurrier = [detail(a) < detail(b.numpy()) for a, b in zip(low, images)]
+    assert np.mean(blurrier) >= 0.8, f"only {np.mean(blurrier):.0%} lost detail"
+    predictor = Predictor(load_default_weights(), gate=None)
+    mean, std = predictor.weights.normalization
+    batch = ((torch.from_numpy(low).float() / 255).unsqueeze(1) - mean) / std  # (40, 1, 28, 28)
+    read = predictor.probabilities(batch).argmax(1).tolist()
+    right = np.mean([r == d for r, d in zip(read, labels)])
+    assert right >= 0.8, f"the classifier reads only {right:.0%} of the low-resolution digits right"
+
+
+def test_a_seeded_share_of_the_positives_is_made_low_resolution():
+    images, _ = pen_digits(30, seed=1)
+    state = torch.random.get_rng_state()
+    mixed = with_low_resolution(images, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)               # the caller's RNG is untouched
+    changed = int((mixed != images).flatten(1).any(1).sum())
+    assert changed == round(LOW_RES_SHARE * 30)
+    assert torch.equal(mixed, with_low_resolution(images, seed=4))
+    assert not torch.equal(mixed, with_low_resolution(images, seed=5))
+    assert torch.equal(images, pen_digits(30, seed=1)[0])                  # the input is not changed in place
+
+
+def test_a_small_gate_trains_to_tell_digits_from_lines_and_dots(tmp_path):
+    digits, _ = pen_digits(120, seed=2)
+    others, kinds = [], []
+    for kind in ("line", "dot"):
+        for i in range(60):
+            prepared = preprocess(make_page(kind, "train", 0, i))
+            if not prepared.empty:
+                others.append(torch.from_numpy(prepared.image28))
+                kinds.append(KINDS.index(kind))
+    images = torch.cat([digits, torch.stack(others)])
+    labels = torch.cat([torch.zeros(len(digits), dtype=torch.long), torch.tensor(kinds)])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: two threads on a busy 2-core machine take 50x as long
+    try:
+        state = torch.random.get_rng_state()
+        losses: list[str] = []
+        model = train_gate(images, labels, seed=0, epochs=4, width=8, batch_size=32, log=losses.append)
+        assert torch.equal(torch.random.get_rng_state(), state) and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert not model.training and len(losses) == 4
+    first, last = (float(line.split("loss ")[1].split(",")[0]) for line in (losses[0], losses[-1]))
+    assert last < 0.5 * first, losses
+    save_gate(tmp_path / "gate.safetensors", model, 8, 0.6, {"seed": 0})
+    gate = load_gate(tmp_path / "gate.safetensors")
+    scores = np.array([s.not_digit for s in gate.scores(images)])
+    is_digit = labels.numpy() == 0
+    accuracy = np.mean((scores < 0.6) == is_digit)
+    assert accuracy >= 0.9, f"the trained gate tells {accuracy:.0%} of its own training pages apart"
