@@ -3,9 +3,11 @@
     python -m core.gate_training --data ../shared/data --out resources/digit_gate.safetensors --epochs 12 [--seed 0]
 
 Digits: MNIST's training split (the default weights' validation part left out), pen digits of the training hands, and
-font digits of the training fonts (bench/ood_sets.py's "train" stream). Non-digits: core.not_digits pages of the
-"train" stream, letters only from the training fonts; pairs from MNIST training digits and training hands. The
-benchmark (bench/not_digits.py) draws from other streams, other fonts, other hands and MNIST's test split."""
+font digits of the training fonts (bench/ood_sets.py's "train" stream), a share of them made low-resolution or
+blurred; photos of such digits (bench/photo_sets.py's paper, light and lines). Non-digits: core.not_digits pages of
+the "train" stream, letters only from the training fonts; pairs from MNIST training digits and training hands; photos
+of letters and of blank paper. The benchmark (bench/not_digits.py) draws from other streams, other fonts, other hands,
+optdigits and MNIST's test split. One torch thread by default: the same numbers on any machine."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +28,8 @@ NON_DIGITS = {"letter": 16000, "scribble": 6000, "dot": 3000, "line": 4000, "pai
 PEN_DIGITS, FONT_DIGITS, MNIST_DIGITS = 6000, 6000, 30000
 LOW_RES_SHARE = 0.2          # share of the digits (MNIST, pen, font alike) made low-resolution or blurred
 LOW_RES_PX = (6, 14)         # the long side they are shrunk to, as in small scans, thumbnails and far-off photos
+PHOTOS = {"digit": 2500, "letter": 800, "blank": 400}  # photo-like pages (bench/photo_sets.py's paper and light)
+PHOTO_MAX_PX = 800           # training photos are made at most this large: a 4000 px one takes 8x as long to make
 
 
 def training_fonts() -> list[Path | str]:
@@ -119,6 +123,49 @@ def digit_images(seed: int, mnist_images: torch.Tensor) -> torch.Tensor:
     return with_low_resolution(torch.cat([mnist, torch.stack(pen), fonts]), seed)
 
 
+def training_photos(seed: int, mnist_images: torch.Tensor, mnist_labels: torch.Tensor,
+                    counts: dict[str, int] = PHOTOS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Photos of training shapes (MNIST training digits, training hands and fonts; letters of the training fonts; blank
+    paper) under bench/photo_sets.py's conditions, after preprocessing (which finds what it takes for the digit, grid
+    lines and all): digits uint8 (P, 28, 28), non-digits uint8 (Q, 28, 28) and their kind indices (Q,)."""
+    import cv2
+    from dataclasses import replace
+
+    from bench.photo_sets import random_conditions, render
+    from core.not_digits import LETTERS, glyph_mask
+
+    fonts = training_fonts()
+    mnist_source = mnist_mask_source(mnist_images, mnist_labels)
+    made: dict[str, list[torch.Tensor]] = {kind: [] for kind in counts}
+    for k, (kind, count) in enumerate(counts.items()):
+        for i in range(count):
+            rng = np.random.default_rng([0x9407, seed, k, i])
+            if kind == "blank":
+                mask = np.zeros((8, 8), np.float32)
+            elif kind == "letter":
+                mask = glyph_mask(fonts[rng.integers(len(fonts))], LETTERS[rng.integers(len(LETTERS))], rng)
+            elif i % 3 == 0:  # an MNIST digit enlarged 6x with firm edges, as bench/photo_sets.py does
+                small = mnist_source(i % 10, rng)
+                big = cv2.resize(small, (6 * small.shape[1], 6 * small.shape[0]), interpolation=cv2.INTER_CUBIC)
+                mask = np.clip((big - 0.2) / 0.5, 0, 1)
+            elif i % 3 == 1:
+                mask = pen_digit_mask(i % 10, rng, heldout=False)
+            else:
+                mask = glyph_mask(fonts[rng.integers(len(fonts))], str(i % 10), rng)
+            conditions = random_conditions(rng)
+            w, h = conditions.size
+            shrink = min(1.0, PHOTO_MAX_PX / max(w, h))
+            conditions = replace(conditions, size=(max(64, round(w * shrink)), max(64, round(h * shrink))),
+                                 clutter=conditions.clutter and kind != "blank")
+            prepared = preprocess(render(mask, conditions, rng))
+            if not prepared.empty:
+                made[kind].append(torch.from_numpy(prepared.image28))
+    digits = torch.stack(made.pop("digit"))
+    others = [(torch.stack(v), KINDS.index(kind)) for kind, v in made.items() if v]
+    return (digits, torch.cat([images for images, _ in others]),
+            torch.cat([torch.full((len(images),), kind) for images, kind in others]))
+
+
 def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int = 12, width: int = 16,
                batch_size: int = 128, lr: float = 2e-3, log=print) -> nn.Module:
     """Adam with a one-cycle schedule, cross-entropy over the kinds, the classifier's augmentation on every batch."""
@@ -151,18 +198,30 @@ def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.data import load_mnist
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="MNIST folder")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the same numbers on any machine, and beside other work two threads "
+                        "on small batches can be many times slower)")
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
     p.add_argument("--threshold", type=float, default=0.6,
                    help="P(not one digit) from which a page is a non-digit (0.6: chosen on bench/not_digits.py's "
                         "tune sets)")
     args = p.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from core.data import load_mnist
+
     started = time.perf_counter()
     cache = Path(args.cache) if args.cache else None
     if cache is not None and cache.is_file():  # the same seed's pages, made before
@@ -171,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         data = load_mnist(args.data, val_fraction=0.1, seed=0, download=False)  # the default weights' own split
         negatives, kinds = non_digit_images(args.seed, data.train_images, data.train_labels)
         positives = digit_images(args.seed, data.train_images)
+        photo_digits, photo_others, photo_kinds = training_photos(args.seed, data.train_images, data.train_labels)
+        positives, negatives = torch.cat([positives, photo_digits]), torch.cat([negatives, photo_others])
+        kinds = torch.cat([kinds, photo_kinds])
         if cache is not None:
             torch.save((positives, negatives, kinds), cache)
     print(f"{len(positives)} digits, {len(negatives)} non-digits in {time.perf_counter() - started:.0f} s")
@@ -180,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     save_gate(args.out, model, 16, args.threshold,
               {"seed": args.seed, "epochs": args.epochs, "digits": len(positives), "non_digits": len(negatives),
-               "train_seconds": round(seconds, 1), "trained_by": "python -m core.gate_training"})
+               "threads": torch.get_num_threads(), "train_seconds": round(seconds, 1),
+               "trained_by": "python -m core.gate_training"})
     print(f"wrote {args.out} after {seconds:.0f} s")
     return 0
 

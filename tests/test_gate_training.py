@@ -86,3 +86,18 @@ def test_a_small_gate_trains_to_tell_digits_from_lines_and_dots(tmp_path):
     is_digit = labels.numpy() == 0
     accuracy = np.mean((scores < 0.6) == is_digit)
     assert accuracy >= 0.9, f"the trained gate tells {accuracy:.0%} of its own training pages apart"
+
+
+def test_training_photos_are_preprocessed_digits_letters_and_blank_paper(synthetic_mnist):
+    from core.data import load_mnist
+    from core.gate_training import training_photos
+
+    data = load_mnist(synthetic_mnist, val_fraction=0.1, seed=0, download=False)
+    counts = {"digit": 6, "letter": 3, "blank": 3}
+    digits, others, kinds = training_photos(0, data.train_images, data.train_labels, counts)
+    assert digits.shape == (6, 28, 28) and digits.dtype == torch.uint8
+    assert int(digits.flatten(1).amax(1).min()) > 100                      # each photo's digit was found
+    assert len(others) == len(kinds) and set(kinds.tolist()) <= {KINDS.index("letter"), KINDS.index("blank")}
+    assert kinds.tolist().count(KINDS.index("letter")) == 3                 # every letter photo has its letter
+    again = training_photos(0, data.train_images, data.train_labels, counts)
+    assert torch.equal(digits, again[0]) and torch.equal(others, again[1])
