@@ -51,6 +51,8 @@ class TrainSettings:
     augment_strength: float = 1.0   # scales every augmentation range; 0 = none
     synthetic_digits: int = 0       # pen-drawn digits (core.pen_digits) added to the training split; the name is
                                     # kept because weights files store it (the form says "Pen-drawn digits")
+    synthetic_font_share: float = 0.0  # share of those synthetic digits typed in handwriting fonts instead
+                                       # (core/synthetic_digits.py; only fonts installed here; 0 = all pen-drawn)
     my_samples_share: float = 0.0   # share of the training split made of your saved samples, repeated; 0 = none
     val_fraction: float = 0.1       # stratified share of the 60k training images held out
     seed: int = 0                   # seeds model init, shuffling, augmentation and the split
@@ -73,6 +75,7 @@ class TrainSettings:
             (0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)"),
             (self.augment_strength >= 0, "augmentation strength cannot be negative"),
             (self.synthetic_digits >= 0, "the number of pen-drawn digits cannot be negative"),
+            (0 <= self.synthetic_font_share <= 1, "the share of synthetic digits typed in fonts must be in [0, 1]"),
             (0 <= self.my_samples_share < 1, "the share of your own samples must be in [0, 1)"),
             (0 <= self.val_fraction < 1, "validation share must be in [0, 1): a share, e.g. 0.1 holds out 10%"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
@@ -95,9 +98,10 @@ PRESETS: dict[str, TrainSettings] = {
     # smoothing 0.1, bfloat16 where the hardware has it, all 60k images (bench/train_speed.py).
     "quick": TrainSettings(preset="quick", arch="fastnet", epochs=1, batch_size=64, lr=1e-2, augment=False,
                            label_smoothing=0.1, val_fraction=0.0, precision="auto"),
-    # The shipped default weights: full DigitNet, augmentation and 8,000 pen-drawn digits, OneCycle.
+    # The shipped default weights: full DigitNet, augmentation, OneCycle, and 12,000 synthetic digits: half
+    # pen-drawn, half typed in handwriting fonts (open 4s, flagged 1s, curly 7s: styles MNIST has few of).
     "best": TrainSettings(preset="best", arch="digitnet", epochs=11, batch_size=128, lr=3e-3, augment=True,
-                          synthetic_digits=8000),
+                          synthetic_digits=12000, synthetic_font_share=0.5),
 }
 
 

@@ -16,7 +16,7 @@ from core import augment as augmentation
 from core import fast_optim
 from core.autotune import ThreadTuner, measured_autocast_dtype
 from core.calibration import fit_temperature, logits_of
-from core import pen_digits
+from core import synthetic_digits
 from core.data import MnistData, load_mnist, to_float
 from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model
 from core.settings import (DEVICES, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, TrainingError,  # noqa: F401 (re-exported)
@@ -307,15 +307,16 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
     # "threads: default" on a CPU: the count is chosen by timing batches (a busy core or a tiny net needs fewer)
     tuner = ThreadTuner(torch.get_num_threads()) if settings.threads is None and device.type == "cpu" else None
     optimizer = _make_optimizer(settings, model)
-    batches_per_epoch = math.ceil((len(data.train_images) + settings.synthetic_digits) / settings.batch_size)
+    train_images, train_labels = data.train_images, data.train_labels
+    if settings.synthetic_digits:  # mouse-style pen digits and handwriting fonts next to MNIST's scanned ones
+        pen_images, pen_labels = synthetic_digits.training_digits(settings.synthetic_digits, settings.seed,
+                                                                  settings.synthetic_font_share)
+        train_images, train_labels = torch.cat([train_images, pen_images]), torch.cat([train_labels, pen_labels])
+    batches_per_epoch = math.ceil(len(train_images) / settings.batch_size)
     total_batches = batches_per_epoch * settings.epochs
     schedule = _make_schedule(settings, optimizer, total_batches)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
 
-    train_images, train_labels = data.train_images, data.train_labels
-    if settings.synthetic_digits:  # mouse-style pen digits next to MNIST's scanned ones
-        pen_images, pen_labels = pen_digits.training_digits(settings.synthetic_digits, settings.seed)
-        train_images, train_labels = torch.cat([train_images, pen_images]), torch.cat([train_labels, pen_labels])
     # Whole uint8 tensors live on the training device (47 MB for MNIST): batches are plain indexing.
     data_device = device if device.type == "cuda" else torch.device("cpu")
     train_images, train_labels = train_images.to(data_device), train_labels.to(data_device)
