@@ -74,8 +74,8 @@ def non_digit_images(seed: int, mnist_images: torch.Tensor, mnist_labels: torch.
 
 def low_resolution(image28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A preprocessed digit uint8 (28, 28) as a small or out-of-focus picture of it would come out of preprocessing:
-    shrunk to LOW_RES_PX on its long side (area average) and enlarged again, or blurred, on a page; the input when
-    nothing is left."""
+    shrunk to LOW_RES_PX on its long side (area average) and enlarged again (half of these with firmer contrast), or
+    blurred, on a page; the input when nothing is left."""
     import cv2
 
     rows, cols = np.nonzero(image28 > 20)
@@ -89,6 +89,9 @@ def low_resolution(image28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         small_side = int(rng.integers(LOW_RES_PX[0], LOW_RES_PX[1] + 1))
         small = (max(1, round(w * small_side / max(w, h))), max(1, round(h * small_side / max(w, h))))
         ink = ink.resize(small, Image.Resampling.BOX).resize(size, Image.Resampling.BICUBIC)
+        if rng.random() < 0.5:  # a scanner's or camera's contrast: grey edges pushed to ink or paper, strokes firm
+            low, width = rng.uniform(0.05, 0.35), rng.uniform(0.2, 0.6)
+            ink = Image.fromarray(np.clip((np.asarray(ink) - low) / width, 0, 1).astype(np.float32), "F")
     else:                   # out of focus: blur of 3-8% of the digit's size
         sharp = np.asarray(ink.resize(size, Image.Resampling.BICUBIC))
         ink = cv2.GaussianBlur(np.pad(sharp, big // 8), (0, 0), rng.uniform(0.03, 0.08) * big)  # room to spread
