@@ -49,8 +49,8 @@ class TrainSettings:
     label_smoothing: float = 0.05   # CrossEntropyLoss label smoothing
     augment: bool = True            # random affine, stroke thickness and blur on each batch
     augment_strength: float = 1.0   # scales every augmentation range; 0 = none
-    synthetic_digits: int = 0       # pen-drawn digits (core.pen_digits) added to the training split; the name is
-                                    # kept because weights files store it (the form says "Pen-drawn digits")
+    synthetic_digits: int = 0       # synthetic digits (core/synthetic_digits.py) added to the training split; the
+                                    # form says "Synthetic digits"
     synthetic_font_share: float = 0.0  # share of those synthetic digits typed in handwriting fonts instead
                                        # (core/synthetic_digits.py; only fonts installed here; 0 = all pen-drawn)
     my_samples_share: float = 0.0   # share of the training split made of your saved samples, repeated; 0 = none
