@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads (default 1: the same numbers on any machine, and beside other work two threads "
                         "on small batches can be many times slower)")
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
-    p.add_argument("--threshold", type=float, default=0.6,
-                   help="P(not one digit) from which a page is a non-digit (0.6: chosen on bench/not_digits.py's "
+    p.add_argument("--threshold", type=float, default=0.7,
+                   help="P(not one digit) from which a page is a non-digit (0.7: chosen on bench/not_digits.py's "
                         "tune sets)")
     args = p.parse_args(argv)
     threads = torch.get_num_threads()

@@ -83,11 +83,11 @@ def test_a_clear_drawn_digit_is_a_digit(predictor, digit):
 
 
 def test_a_hesitation_between_two_digits_is_not_sure_and_names_both():
-    probabilities = [0.01] * 10
-    probabilities[4], probabilities[9] = 0.48, 0.44
+    probabilities = [0.035] * 10
+    probabilities[4], probabilities[9] = 0.38, 0.34
     verdict = judge(probabilities, GateScore(0.02, "letter"), gate_threshold=0.5)
     assert verdict.kind == "unsure" and verdict.candidates == [4, 9] and verdict.headline == "Not sure: 4 or 9?"
-    assert verdict.sentence(probabilities) == "not sure: 4 (48.00%) or 9 (44.00%)?"
+    assert verdict.sentence(probabilities) == "not sure: 4 (38.00%) or 9 (34.00%)?"
     assert judge(probabilities, None, 0.5).kind == "unsure"  # without a gate, confidence still judges
     probabilities[4], probabilities[9] = 0.9, 0.02
     assert judge(probabilities, GateScore(0.02, "letter"), 0.5).kind == "digit"
