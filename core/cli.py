@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "arch": args.arch, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "optimizer": args.optimizer, "augment": args.augment, "seed": args.seed, "device": args.device,
         "precision": args.precision,
-        "data_dir": args.data, "val_fraction": args.val_share, "threads": args.threads,
+        "data_dir": args.data, "val_fraction": args.val_share, "threads": args.threads, "init_weights": args.init,
     }.items() if v is not None}
     settings = preset(args.preset, **overrides)  # another --arch drops the preset's arch_args; "custom" once changed
     out = Path(args.out).expanduser() if args.out else None
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(100%%) (the settings' val_fraction; default: the preset's)")
     t.add_argument("--seed", type=whole_number(0, MAX_SEED),
                    help="same seed and settings give the same run, number for number (default: 0)")
+    t.add_argument("--init", metavar="PATH", help="start from this weights file instead of random weights, to "
+                   "continue training it; it must hold the architecture being trained (default: random weights)")
     t.add_argument("--data", metavar="DIR", help=f"MNIST folder (default: {paths.mnist_dir()})")
     t.add_argument("--out", metavar="PATH", help=f"weights file to write (default: a new file in {paths.user_weights_dir()})")
     t.add_argument("--device", choices=list(DEVICES),

@@ -54,6 +54,7 @@ class TrainSettings:
     synthetic_font_share: float = 0.0  # share of those synthetic digits typed in handwriting fonts instead
                                        # (core/synthetic_digits.py; only fonts installed here; 0 = all pen-drawn)
     my_samples_share: float = 0.0   # share of the training split made of your saved samples, repeated; 0 = none
+    init_weights: str | None = None  # start from this weights file (same architecture) instead of random weights
     val_fraction: float = 0.1       # stratified share of the 60k training images held out
     seed: int = 0                   # seeds model init, shuffling, augmentation and the split
     device: str = "auto"            # auto | cpu | cuda | mps
@@ -98,10 +99,10 @@ PRESETS: dict[str, TrainSettings] = {
     # smoothing 0.1, bfloat16 where the hardware has it, all 60k images (bench/train_speed.py).
     "quick": TrainSettings(preset="quick", arch="fastnet", epochs=1, batch_size=64, lr=1e-2, augment=False,
                            label_smoothing=0.1, val_fraction=0.0, precision="auto"),
-    # The shipped default weights: full DigitNet, augmentation, OneCycle, and 12,000 synthetic digits: half
+    # The shipped default weights: full DigitNet, augmentation, OneCycle, and 8,000 synthetic digits: half
     # pen-drawn, half typed in handwriting fonts (open 4s, flagged 1s, curly 7s: styles MNIST has few of).
     "best": TrainSettings(preset="best", arch="digitnet", epochs=11, batch_size=128, lr=3e-3, augment=True,
-                          synthetic_digits=12000, synthetic_font_share=0.5),
+                          synthetic_digits=8000, synthetic_font_share=0.5),
 }
 
 

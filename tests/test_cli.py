@@ -169,3 +169,10 @@ def test_predict_json_says_where_the_digit_was_found_and_by_which_route(tmp_path
     assert x0 >= 320 or x1 <= 320  # one digit, not both
     sx0, sy0, sx1, sy1 = read_seven["region"]
     assert 50 <= sx0 < sx1 <= 230 and 20 <= sy0 < sy1 <= 260  # around the strokes drawn in (70, 40, 210, 240)
+
+
+def test_train_init_from_a_missing_file_is_one_error_line(synthetic_mnist, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "train", "--arch", "tutorial", "--epochs", "1", "--data", synthetic_mnist,
+                             "--init", tmp_path / "nope.pt", "--out", tmp_path / "w.pt", "--quiet")
+    assert code == 1 and err.startswith("error: cannot start from") and "nope.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "w.pt").exists()

@@ -166,3 +166,23 @@ def test_a_missing_device_is_named_without_flags_and_the_cli_adds_its_own(tiny_s
     assert caught.value.setting == "device"
     assert main(["train", "--device", "cuda", "--data", str(tiny_settings.data_dir), "--quiet"]) == 1
     assert capsys.readouterr().err.strip() == f"error: {caught.value} (--device)"
+
+
+def test_training_can_start_from_saved_weights_and_refuses_another_architecture(tiny_settings, tmp_path):
+    """--init: a run that starts from trained weights begins where they left off (at a vanishing learning rate it
+    keeps their accuracy, where random weights stay near chance); weights of another architecture are refused."""
+    from core.weights import save_training_result
+
+    first = train(tiny_settings)
+    saved = save_training_result(first.model, first.settings.arch, first.arch_args, first.normalization,
+                                 first.settings.to_dict(), first.metrics, out=tmp_path / "first.pt")
+    still = replace(tiny_settings, epochs=1, lr=1e-9, schedule="constant", optimizer="sgd", weight_decay=0.0)
+    resumed = train(replace(still, init_weights=str(saved.path)))
+    scratch = train(still)
+    assert resumed.test.accuracy == pytest.approx(first.test.accuracy, abs=0.01) and first.test.accuracy > 0.9
+    assert scratch.test.accuracy < 0.5
+    with pytest.raises(TrainingError, match="cannot start from .*tutorial.*fastnet") as refused:
+        train(replace(tiny_settings, arch="fastnet", arch_args={}, init_weights=str(saved.path)))
+    assert refused.value.setting == "init_weights"
+    with pytest.raises(TrainingError, match="cannot start from .*missing.pt"):
+        train(replace(tiny_settings, init_weights=str(tmp_path / "missing.pt")))
