@@ -6,6 +6,7 @@ import torch
 from core.models import build_model
 from core.paths import DEFAULT_WEIGHTS
 from core.predict import Predictor
+from core.settings import PRESETS
 from core.weights import LoadedWeights, load_default_weights
 from tests.test_preprocess import SEVEN, draw
 
@@ -43,7 +44,13 @@ def test_blank_input_is_never_guessed(untrained_predictor):
 def test_default_weights_ship_and_describe_themselves():
     assert DEFAULT_WEIGHTS.is_file(), "resources/default_weights.pt must ship with the app"
     weights = load_default_weights()
-    assert weights.arch == "digitnet" and weights.settings["preset"] == "best"
+    # the best recipe continued from the previous default weights for 5 epochs at a lower rate (README)
+    best = PRESETS["best"]
+    assert weights.arch == "digitnet" and weights.settings["preset"] == "custom"
+    assert {k: weights.settings[k] for k in ("synthetic_digits", "synthetic_font_share", "augment", "optimizer")} == \
+        {"synthetic_digits": best.synthetic_digits, "synthetic_font_share": best.synthetic_font_share,
+         "augment": True, "optimizer": best.optimizer}
+    assert "previous default weights" in weights.settings["init_weights"]
     assert weights.test_accuracy >= 0.996
 
 
