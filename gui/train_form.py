@@ -21,8 +21,9 @@ PRESET_DESCRIPTIONS: dict[str, str] = {
                 "augmentation. About 97-98% on the test images.",
     "quick": "FastNet for one epoch with a rising-then-falling learning rate: about 99.2% in well under a minute "
              "on a laptop. Its label smoothing keeps the loss near 0.5, so it looks higher than the tutorial's.",
-    "best": "The recipe of the shipped weights: DigitNet, 11 epochs, augmentation and 12,000 synthetic digits, "
-            "half pen-drawn, half typed in handwriting fonts (99.6%+; slow on a CPU, fast on a GPU).",
+    "best": "DigitNet, 11 epochs, augmentation and 8,000 synthetic digits, half pen-drawn, half typed in "
+            "handwriting fonts: about 99.6% (the shipped weights are this recipe continued from the previous ones; "
+            "slow on a CPU, fast on a GPU).",
     CUSTOM: "Your own recipe: no preset's settings.",
 }
 # Smoothing s over 10 classes: the loss cannot fall below the entropy of the smoothed target, about 0.50 for s=0.1.
