@@ -9,6 +9,7 @@ WORK_SIDE = 1000         # photos are searched at most this big (px, longer side
 MIN_PHOTO_SIDE = 48      # smaller images (thumbnails, MNIST's own 28x28) always take the drawing path
 FLAT_LEVELS = 0.5        # a clean drawing's paper is exactly its median level (a photo's: noise), over
 MIN_PAPER = 0.4          # ...over at least this share of the image
+FAINT_SHARE = 0.1        # a drawing has almost no faintly-off-paper pixels; JPEG'd photo paper has them over this share
 LINE_COVERAGE = 0.6      # a row or column inked along this share of the image is a paper line, not a digit
 MAX_TILT_DEG = 15.0      # ruled or grid lines are looked for up to this angle either way
 BACKGROUND_SHARE = 0.25  # the background filter is this share of the (small) image's side: wider than any stroke
@@ -54,6 +55,8 @@ def looks_like_photo(gray: np.ndarray) -> bool:
     deviation = np.abs(sample - paper)
     if float(np.mean(deviation <= FLAT_LEVELS)) < MIN_PAPER:
         return True                       # sensor noise, paper texture, JPEG
+    if float(np.mean((deviation > FLAT_LEVELS) & (deviation <= 8))) > FAINT_SHARE:
+        return True                       # JPEG flattened the noise, but shading, texture and faint lines remain
     ink = deviation > 32
     # two or more separate lines inked edge to edge: ruled paper (one full row may be a digit's bar cropped tight)
     return max(_line_runs(ink.sum(1), w=ink.shape[1], share=0.9), _line_runs(ink.sum(0), w=ink.shape[0], share=0.9)) >= 2

@@ -153,3 +153,15 @@ def test_real_mnist_test_digits_photographed_are_read(predictor, real_mnist_dir)
         image = render(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1], c, rng)
         right += read(predictor, image)[0] == int(labels[i])
     assert right >= 19
+
+
+def test_a_jpeg_photo_with_flattened_noise_takes_the_photo_route(predictor):
+    """JPEG smooths a sticky note's sensor noise flat, so most of the paper sits on one level as a drawing's does;
+    the faint dots, texture and the table turned in still make it a photo, and it is read on the photo route."""
+    c = Conditions(size=(640, 480), paper="yellow note", lines="dotted", tilt_deg=10, noise=2.4, jpeg_quality=67,
+                   texture=0.003)
+    for digit in DIGITS:
+        image = photo(digit, c)
+        assert looks_like_photo(to_gray(image))
+        answer, _, route = read(predictor, image)
+        assert route == "photo" and answer == digit
