@@ -194,6 +194,8 @@ def capture_photo(window, args) -> None:
     Image.fromarray(render(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1], look, rng)).save(path)
     window.open_image_file(path)
     wait_until(lambda: window.draw_tab.bars.probabilities() is not None, 10)
+    shown = time.monotonic()
+    wait_until(lambda: time.monotonic() - shown > 0.5, 5)  # the photo view and its tools are laid out and painted
     window.grab().save(str(args.out / "photo.png"))
     print(f"photo: predicted {window.draw_tab.bars.top_digit()} -> {args.out / 'photo.png'}")
 
