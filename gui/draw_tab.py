@@ -202,7 +202,7 @@ class DrawTab(QWidget):
             if prediction.digit is None:
                 self.bars.clear_prediction("Nothing to recognize: no ink stands out from the paper")
             else:
-                self.bars.set_prediction(prediction.probabilities, prediction.image28)
+                self.bars.set_prediction(prediction.probabilities, prediction.image28, prediction.verdict)
             if self.showing_photo():
                 self._outline_found_region(prediction.region)
         self._update_corrections()

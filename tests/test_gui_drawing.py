@@ -108,3 +108,18 @@ def test_mouse_drawn_digits_are_recognized(qtbot, trained_window):
               + "\nmisread:\n  " + "\n  ".join(misses))
     assert (n - len(misses)) / n >= MIN_RATE, report
     assert min(per_digit.values()) >= MIN_DIGIT_RATE, report
+
+
+def test_the_draw_tab_says_not_a_digit_for_a_dot_and_keeps_the_bars(qtbot, trained_window):
+    """A click-sized stroke on the pad: the pane says it is probably not a digit (a dot), the ten bars stay; a clear
+    digit drawn after it is a plain digit again."""
+    tab = trained_window.draw_tab
+    draw(tab.pad, [[(0.5, 0.5), (0.505, 0.5)]])
+    assert tab.bars.verdict() == "not_a_digit" and "dot" in tab.bars.message(), tab.bars.message()
+    assert tab.bars.probabilities() is not None and tab.bars.top_digit() is not None
+    qtbot.mouseClick(tab.clear_button, Qt.MouseButton.LeftButton)
+    seven = next(v for v in VARIANTS if v.digit == 7 and not v.heldout)
+    draw(tab.pad, [[(0.3 + 0.4 * x, 0.2 + 0.6 * y) for x, y in line + 0.5]
+                   for line in jittered_polylines(seven, np.random.default_rng(0), jitter=0.0, slant=0.0,
+                                                  max_rotation_deg=0.0)])
+    assert tab.bars.top_digit() == 7 and tab.bars.verdict() == "digit", tab.bars.message()
