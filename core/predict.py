@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.calibration import temperature_of
 from core.digit_gate import DEFAULT_GATE, DigitGate, GateError, load_gate
-from core.preprocess import Region, preprocess, to_gray
+from core.preprocess import Region, preprocess_gray, to_gray
 from core.verdict import Verdict, drawing_hints, judge
 from core.weights import LoadedWeights, load_default_weights, load_weights
 
@@ -61,7 +61,8 @@ class Predictor:
 
     def predict_many(self, images: Sequence[Image.Image | np.ndarray]) -> list[Prediction]:
         """One batched forward pass for all non-empty images."""
-        prepared = [preprocess(img, self.weights.normalization) for img in images]
+        grays = [to_gray(img) for img in images]  # (H, W) float32 each: preprocessing and the hints share it
+        prepared = [preprocess_gray(gray, self.weights.normalization) for gray in grays]
         filled = [i for i, p in enumerate(prepared) if not p.empty]
         results = [Prediction(None, None, None) for _ in prepared]
         if filled:
@@ -71,7 +72,7 @@ class Predictor:
             threshold = self.gate.threshold if self.gate is not None else 1.0
             for row, score, i in zip(probs.tolist(), scores, filled):
                 found = prepared[i]
-                hints = drawing_hints(to_gray(images[i])) if found.route == "drawing" else []  # none for photos
+                hints = drawing_hints(grays[i]) if found.route == "drawing" else []  # none for photos
                 results[i] = Prediction(int(np.argmax(row)), row, found.image28, judge(row, score, threshold, hints),
                                         found.region, found.route)
         return results

@@ -153,7 +153,13 @@ def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, floa
     clutter (core/photo.py). `region` (x0, y0, x1, y1) limits the search to that box and `erase` (H, W) bool paints
     pixels over with the paper around them, both in the source image's pixels. `route` "drawing" or "photo" forces
     that path (None: `photo.looks_like_photo` decides)."""
-    gray = to_gray(image)
+    return preprocess_gray(to_gray(image), normalization, region=region, erase=erase, route=route)
+
+
+def preprocess_gray(gray: np.ndarray, normalization: tuple[float, float] = (0.0, 1.0), *,
+                    region: Region | None = None, erase: np.ndarray | None = None, route: str | None = None
+                    ) -> Preprocessed:
+    """`preprocess` of an image already made gray by `to_gray` (float32 (H, W), 0-255)."""
     if region is not None or erase is not None:
         gray, (left, top) = photo.erase_and_crop(gray, region, erase)
     else:
