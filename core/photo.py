@@ -48,9 +48,6 @@ def looks_like_photo(gray: np.ndarray) -> bool:
         return False
     step = max(1, int(np.sqrt(h * w / 250_000)))  # statistics on <= ~250k pixels: 12 MP costs what 0.25 MP does
     sample = gray[::step, ::step]
-    ring = max(1, min(sample.shape) // 40)
-    border = np.concatenate([sample[:ring].ravel(), sample[-ring:].ravel(), sample[:, :ring].ravel(),
-                             sample[:, -ring:].ravel()])
     paper = float(np.bincount(np.clip(np.round(sample), 0, 255).astype(np.int64).ravel()).argmax())  # most common
     deviation = np.abs(sample - paper)
     if float(np.mean(deviation <= FLAT_LEVELS)) < MIN_PAPER:
@@ -59,7 +56,7 @@ def looks_like_photo(gray: np.ndarray) -> bool:
         return True                       # JPEG flattened the noise, but shading, texture and faint lines remain
     ink = deviation > 32
     # two or more separate lines inked edge to edge: ruled paper (one full row may be a digit's bar cropped tight)
-    return max(_line_runs(ink.sum(1), w=ink.shape[1], share=0.9), _line_runs(ink.sum(0), w=ink.shape[0], share=0.9)) >= 2
+    return max(_line_runs(ink.sum(1), ink.shape[1], share=0.9), _line_runs(ink.sum(0), ink.shape[0], share=0.9)) >= 2
 
 
 def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.ndarray | None = None
@@ -83,14 +80,27 @@ def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.nda
     return gray[y0:y1, x0:x1], (x0, y0)
 
 
+def _estimate_size(small: np.ndarray) -> np.ndarray:
+    """`small` shrunk by a whole factor (area average) to a longer side of about 400 px or less, for estimating the
+    paper, which varies slowly: the wide filters then run on up to 36x fewer pixels."""
+    cv2 = _cv2()
+    h, w = small.shape
+    factor = max(1, max(h, w) // 400)
+    return cv2.resize(small, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+
+
+def _background_kernel(tiny: np.ndarray) -> int:
+    """The odd width of a background filter on `tiny`: BACKGROUND_SHARE of its longer side."""
+    return 2 * max(1, round(BACKGROUND_SHARE * max(tiny.shape) / 2)) + 1
+
+
 def _contrast(small: np.ndarray) -> np.ndarray:
     """Ink strength (h, w) in [0, 1] of a dark-ink image: 1 - pixel / local paper, the paper estimated by a
     morphological closing far wider than any stroke (keeps shadows' and the page's edges, removes the ink)."""
     cv2 = _cv2()
     h, w = small.shape
-    factor = max(1, max(h, w) // 400)     # the paper is estimated at <= ~400 px: up to 6x fewer pixels to filter
-    tiny = cv2.resize(small, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
-    k = 2 * max(1, round(BACKGROUND_SHARE * max(tiny.shape) / 2)) + 1
+    tiny = _estimate_size(small)
+    k = _background_kernel(tiny)
     # the edge pixels continued outward: a closing would otherwise lift the paper where a vignette darkens the edge
     padded = cv2.copyMakeBorder(tiny, k, k, k, k, cv2.BORDER_REPLICATE)
     # a square closing keeps straight shadow edges where they are (any convex shape does) and costs O(1) a pixel
@@ -104,11 +114,8 @@ def _light_ink(small: np.ndarray) -> bool:
     the far tail of the pixels is light, both from the local median (a shadow's edge reaches both ways) and
     from the global one (strokes wider than the local window fool the first)."""
     cv2 = _cv2()
-    h, w = small.shape
-    factor = max(1, max(h, w) // 400)
-    tiny = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (max(1, w // factor), max(1, h // factor)),
-                      interpolation=cv2.INTER_AREA)
-    k = min(255, 2 * max(1, round(BACKGROUND_SHARE * max(tiny.shape) / 2)) + 1)  # wider than twice a stroke
+    tiny = _estimate_size(np.clip(small, 0, 255).astype(np.uint8))
+    k = min(255, _background_kernel(tiny))  # wider than twice a stroke (medianBlur takes at most 255 on uint8)
     away = tiny.astype(np.float32) - cv2.medianBlur(tiny, k)
     lo, mid, hi = np.percentile(tiny, (1, 50, 99))
     return float(np.percentile(away, 99.98)) > -float(np.percentile(away, 0.02)) and hi - mid > mid - lo
@@ -134,9 +141,9 @@ def _hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     return seeded[labels]
 
 
-def _line_runs(counts: np.ndarray, length: float = 0, *, w: float = 0, share: float = LINE_COVERAGE) -> int:
+def _line_runs(counts: np.ndarray, length: float, share: float = LINE_COVERAGE) -> int:
     """How many separate runs of projection bins are inked along `share` of `length`."""
-    full = np.concatenate([[False], counts >= share * (length or w), [False]])
+    full = np.concatenate([[False], counts >= share * length, [False]])
     return int(np.count_nonzero(full[1:] & ~full[:-1]))
 
 
