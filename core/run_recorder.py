@@ -95,11 +95,9 @@ class RunRecorder:
 
     def ran_with(self, result) -> None:
         """Precision and thread count as a TrainResult says they ended (training may choose both as it goes)."""
-        precision, threads = getattr(result, "precision", None), getattr(result, "threads", None)
-        if precision in ("bf16", "fp32"):
-            self.precision = "bf16 autocast" if precision == "bf16" else "fp32"
-        if isinstance(threads, int) and threads > 0:
-            self.threads = threads
+        self.precision = "bf16 autocast" if result.precision == "bf16" else "fp32"
+        if result.threads:  # None on a GPU: the thread count asked for stays
+            self.threads = result.threads
 
     def add_batch(self, samples_done: int, loss: float, accuracy: float | None = None) -> None:
         """One batch: samples seen so far (all epochs), its loss, the training accuracy so far (None if unknown)."""
