@@ -326,9 +326,9 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
     optimizer = _make_optimizer(settings, model)
     train_images, train_labels = data.train_images, data.train_labels
     if settings.synthetic_digits:  # mouse-style pen digits and handwriting fonts next to MNIST's scanned ones
-        pen_images, pen_labels = synthetic_digits.training_digits(settings.synthetic_digits, settings.seed,
-                                                                  settings.synthetic_font_share)
-        train_images, train_labels = torch.cat([train_images, pen_images]), torch.cat([train_labels, pen_labels])
+        made_images, made_labels = synthetic_digits.training_digits(settings.synthetic_digits, settings.seed,
+                                                                    settings.synthetic_font_share)
+        train_images, train_labels = torch.cat([train_images, made_images]), torch.cat([train_labels, made_labels])
     batches_per_epoch = math.ceil(len(train_images) / settings.batch_size)
     total_batches = batches_per_epoch * settings.epochs
     schedule = _make_schedule(settings, optimizer, total_batches)

@@ -6,12 +6,11 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from core.photo import Region  # (x0, y0, x1, y1) in the photo's pixels (numpy only: no torch)
 from gui.qt_images import gray_to_qimage
 
 BOX, ERASE = "box", "erase"
 ERASER_SHARE = 0.03  # the eraser's radius as a share of the photo's longer side
-
-Region = tuple[int, int, int, int]  # (x0, y0, x1, y1) in the photo's pixels
 
 
 class PhotoView(QWidget):
