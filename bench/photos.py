@@ -19,7 +19,6 @@ from bench._common import SHARED_DATA, emit, format_table, log, machine, machine
 from bench.photo_sets import photo_set
 from core.predict import Predictor
 from core.preprocess import preprocess
-from core.weights import load_weights
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,8 +65,7 @@ def run_split(predictor: Predictor, split: str, n: int, seed: int, data_dir: str
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    weights = load_weights(args.weights) if args.weights else None
-    predictor = Predictor(weights) if weights else Predictor.from_file(None)
+    predictor = Predictor.from_file(args.weights)  # None: the shipped default weights
     rows = []
     for split in ("tune", "heldout"):
         log(f"{split}: {args.per_set} photos ...")
