@@ -11,7 +11,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command or the app with the per-user log file; Ctrl+C gives status 130 and no traceback, at any moment."""
     argv = sys.argv[1:] if argv is None else argv
     try:
+        from core.allocator import keep_freed_memory
         from core.logs import logging_to_file
+
+        keep_freed_memory()  # the program's own choice for its whole process: training steps reuse freed memory
 
         with logging_to_file() as log_file:
             try:

@@ -96,8 +96,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def child(spec: dict) -> int:
-    """In the child process: train one preset through core.training and print the result as one JSON line."""
+    """In the child process: train one preset through core.training and print the result as one JSON line, with the
+    process set up as `python main.py train` sets it up."""
+    from core.allocator import keep_freed_memory
     from core.training import preset, train
+
+    keep_freed_memory()
 
     settings = preset(spec["preset"], data_dir=spec["data"], seed=spec["seed"], **spec["overrides"])
     if spec["threads"]:
