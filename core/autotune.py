@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.models import pool_before_relu
+
 
 class ThreadTuner:
     """Times real training batches at a few thread counts and keeps the fastest, checking again when speed drifts.
@@ -153,7 +155,7 @@ def measured_autocast_dtype(model: nn.Module, batch_size: int, device: torch.dev
     with torch.random.fork_rng(devices=devices):
         try:
             torch.set_num_threads(1)
-            probe = copy.deepcopy(model).train()
+            probe = pool_before_relu(copy.deepcopy(model).train())  # as core.training steps it
             for round_ in range(rounds + 2):  # the first two rounds warm up each path and are not counted
                 for dtype in ((None, torch.bfloat16) if round_ % 2 else (torch.bfloat16, None)):
                     seconds = _step_seconds(probe, x, y, dtype)

@@ -22,6 +22,7 @@ from torch import nn
 from core import augment as augmentation
 from core import paths
 from core.data import DataError, MnistData, load_mnist, to_float
+from core.models import pool_before_relu
 from core.settings import DEVICES, PRECISIONS
 from core.training import (autocast_dtype, evaluate, inference_model, normalize, seeded_rng, select_device,
                            torch_threads)
@@ -249,6 +250,7 @@ def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: 
         teacher = teacher.to(memory_format=torch.channels_last) if teacher is not None else None
     amp_dtype = autocast_dtype(settings.precision, device)
     _freeze_batchnorm(model)
+    forward = pool_before_relu(model)  # the same numbers, faster (see core.models)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
     order = torch.zeros(0, dtype=torch.long)
@@ -270,7 +272,7 @@ def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: 
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            logits = model(x).float()
+            logits = forward(x).float()
             if teacher is not None:
                 with torch.no_grad():
                     target = F.log_softmax(teacher(x[n_user:]).float(), dim=1)

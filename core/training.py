@@ -18,7 +18,7 @@ from core.autotune import ThreadTuner, measured_autocast_dtype
 from core.calibration import fit_temperature, logits_of
 from core import synthetic_digits
 from core.data import MnistData, load_mnist, to_float
-from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model
+from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model, pool_before_relu
 from core.settings import (DEVICES, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, TrainingError,  # noqa: F401 (re-exported)
                            TrainSettings, preset)
 
@@ -324,6 +324,7 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
     # "threads: default" on a CPU: the count is chosen by timing batches (a busy core or a tiny net needs fewer)
     tuner = ThreadTuner(torch.get_num_threads()) if settings.threads is None and device.type == "cpu" else None
     optimizer = _make_optimizer(settings, model)
+    forward = pool_before_relu(model)  # the same numbers, faster: ReLU after max-pooling, on a quarter of the pixels
     train_images, train_labels = data.train_images, data.train_labels
     if settings.synthetic_digits:  # mouse-style pen digits and handwriting fonts next to MNIST's scanned ones
         made_images, made_labels = synthetic_digits.training_digits(settings.synthetic_digits, settings.seed,
@@ -358,7 +359,7 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
                 x = x.contiguous(memory_format=torch.channels_last)
             y = train_labels[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                logits = model(x)  # (B, 10)
+                logits = forward(x)  # (B, 10)
                 loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

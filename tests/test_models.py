@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from core.models import ARCHITECTURES, arch_args, build_model, format_summary, summary
+from core.models import ARCHITECTURES, arch_args, build_model, format_summary, pool_before_relu, summary
 from core.weights import TUTORIAL_SHAPES
 
 
@@ -36,3 +36,35 @@ def test_registry_rejects_unknown_names_and_arguments():
         build_model("digitnet", depth=3)
     assert arch_args("digitnet", width=16) == {"width": 16, "dropout": 0.1}
     assert build_model("digitnet", width=16)[0].out_channels == 16
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_training_with_pooling_before_relu_gives_the_same_numbers(arch):
+    """Three Adam steps through the reordered view move the parameters exactly as the model's own order does."""
+    def trained(reorder: bool) -> tuple[list[type], dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        model = build_model(arch).train()
+        forward = pool_before_relu(model) if reorder else model
+        optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, y = torch.rand(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g)
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(forward(x), y).backward()
+            optimizer.step()
+        return [type(m) for m in forward], {k: v.clone() for k, v in model.state_dict().items()}
+
+    order, reordered = trained(True)
+    assert order != [type(m) for m in build_model(arch)], "every shipped net has a ReLU before a max-pool"
+    baseline_order, baseline = trained(False)
+    assert [type(m) for m in build_model(arch)] == baseline_order  # the model itself keeps its order
+    for key, value in baseline.items():
+        assert torch.allclose(reordered[key], value, rtol=0, atol=1e-6), key
+
+
+def test_the_reordered_view_shares_the_models_modules():
+    model = build_model("tutorial")
+    view = pool_before_relu(model)
+    assert [type(m).__name__ for m in view][:3] == ["Conv2d", "MaxPool2d", "ReLU"]
+    assert {id(p) for p in view.parameters()} == {id(p) for p in model.parameters()}
+    assert pool_before_relu(torch.nn.Linear(2, 2)).__class__ is torch.nn.Linear  # not a Sequential: as it is
