@@ -3,8 +3,7 @@ OS and being faulted in again (glibc on Linux; elsewhere nothing changes)."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 import sys
 
 # glibc's mallopt() parameters (malloc.h)
@@ -28,12 +27,11 @@ def keep_freed_memory(keep_bytes: int = KEEP_BYTES) -> bool:
     global _applied
     if _applied:
         return True
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    try:  # glibc answers "glibc 2.36"; other C libraries and systems have no such name or no mallopt
+        if not sys.platform.startswith("linux") or not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return False
+        mallopt = ctypes.CDLL("libc.so.6").mallopt  # glibc's own name for itself (no search: ldconfig takes 10 ms)
+    except (ValueError, OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt returns 1 on success; setting either one also turns off glibc's own adapting of both
