@@ -6,7 +6,8 @@ Digits: MNIST's training split (the default weights' validation part left out), 
 font digits of the training fonts (bench/ood_sets.py's "train" stream), a share of them made low-resolution or
 blurred; photos of such digits (bench/photo_sets.py's paper, light and lines). Non-digits: core.not_digits pages of
 the "train" stream, letters only from the training fonts; pairs from MNIST training digits and training hands; photos
-of letters and of blank paper. The benchmark (bench/not_digits.py) draws from other streams, other fonts, other hands,
+of letters and of blank paper. A share of every kind of page gets remnants of paper lines (what a photo's crop keeps
+of ruled or grid paper), so that lines say nothing about digit or not. The benchmark (bench/not_digits.py) draws from other streams, other fonts, other hands,
 optdigits and MNIST's test split. One torch thread by default: the same numbers on any machine."""
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ NON_DIGITS = {"letter": 16000, "scribble": 6000, "dot": 3000, "line": 4000, "pai
 PEN_DIGITS, FONT_DIGITS, MNIST_DIGITS = 6000, 6000, 30000
 LOW_RES_SHARE = 0.2          # share of the digits (MNIST, pen, font alike) made low-resolution or blurred
 LOW_RES_PX = (6, 14)         # the long side they are shrunk to, as in small scans, thumbnails and far-off photos
+LINE_REMNANT_SHARE = 0.08   # share of every page, digit or not, given remnants of paper lines (class-neutral)
 PHOTOS = {"digit": 2500, "letter": 800, "blank": 400}  # photo-like pages (bench/photo_sets.py's paper and light)
 PHOTO_MAX_PX = 800           # training photos are made at most this large: a 4000 px one takes 8x as long to make
 
@@ -106,6 +108,38 @@ def with_low_resolution(images: torch.Tensor, seed: int, share: float = LOW_RES_
     picked = np.random.default_rng([0x10E5, seed]).permutation(len(images))[:round(share * len(images))]
     for i in picked.tolist():
         out[i] = torch.from_numpy(low_resolution(images[i].numpy(), np.random.default_rng([0x10E5, seed, i])))
+    return out
+
+
+def line_remnants(image28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A preprocessed page uint8 (28, 28) with 1-3 thin grey straight lines across it or in from an edge: what is
+    left of ruled or grid paper in a photo's crop after the lines are taken out (blur widens a line's faint edge
+    beyond the band removed). The writing stays on top."""
+    out = image28.astype(np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        line = np.zeros((28, 28), np.float32)
+        position = int(rng.integers(1, 27))
+        start, end = (0, 28) if rng.random() < 0.6 else sorted(rng.integers(0, 29, 2).tolist())
+        if end - start < 4:
+            start, end = 0, 28
+        level = rng.uniform(0.2, 0.7) * 255
+        line[position, start:end] = level
+        if rng.random() < 0.4:  # a wider, softer line: its faint edge comes through too
+            line[min(position + 1, 27), start:end] = level * rng.uniform(0.3, 0.8)
+        if rng.random() < 0.5:
+            line = line.T
+        out = np.maximum(out, line)
+    return out.round().astype(np.uint8)
+
+
+def with_line_remnants(images: torch.Tensor, seed: int, salt: int,
+                       share: float = LINE_REMNANT_SHARE) -> torch.Tensor:
+    """uint8 (N, 28, 28) pages with a seeded `share` of them given line_remnants; `salt` keeps the digits' and the
+    non-digits' draws apart."""
+    out = images.clone()
+    picked = np.random.default_rng([0x11E5, seed, salt]).permutation(len(images))[:round(share * len(images))]
+    for i in picked.tolist():
+        out[i] = torch.from_numpy(line_remnants(images[i].numpy(), np.random.default_rng([0x11E5, seed, salt, i])))
     return out
 
 
@@ -209,10 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: the same numbers on any machine, and beside other work two threads "
                         "on small batches can be many times slower)")
+    p.add_argument("--line-remnants", type=float, default=LINE_REMNANT_SHARE,
+                   help=f"share of the pages, digits and non-digits alike, given paper-line remnants (default "
+                        f"{LINE_REMNANT_SHARE})")
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
-    p.add_argument("--threshold", type=float, default=0.7,
-                   help="P(not one digit) from which a page is a non-digit (0.7: chosen on bench/not_digits.py's "
-                        "tune sets)")
+    p.add_argument("--threshold", type=float, default=0.75,
+                   help="P(not one digit) from which a page is a non-digit (0.75: chosen on bench/not_digits.py's "
+                        "tune sets, see bench/README.md)")
     args = p.parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, args.threads))
@@ -239,12 +276,16 @@ def _run(args: argparse.Namespace) -> int:
         if cache is not None:
             torch.save((positives, negatives, kinds), cache)
     print(f"{len(positives)} digits, {len(negatives)} non-digits in {time.perf_counter() - started:.0f} s")
+    # paper-line remnants on digits and non-digits alike: the lines say nothing about what is written
+    positives = with_line_remnants(positives, args.seed, 0, args.line_remnants)
+    negatives = with_line_remnants(negatives, args.seed, 1, args.line_remnants)
     images = torch.cat([positives, negatives])
     labels = torch.cat([torch.zeros(len(positives), dtype=torch.long), kinds])
     model = train_gate(images, labels, args.seed, args.epochs)
     seconds = time.perf_counter() - started
     save_gate(args.out, model, 16, args.threshold,
               {"seed": args.seed, "epochs": args.epochs, "digits": len(positives), "non_digits": len(negatives),
+               "line_remnants": args.line_remnants,
                "threads": torch.get_num_threads(), "train_seconds": round(seconds, 1),
                "trained_by": "python -m core.gate_training"})
     print(f"wrote {args.out} after {seconds:.0f} s")

@@ -11,8 +11,9 @@ from core.not_digits import DESCRIPTIONS
 
 VERDICTS = ("digit", "unsure", "not_a_digit")
 # A calibrated top probability below this is "not sure". Chosen with the gate's threshold on bench/not_digits.py's
-# tune sets only: the lowest gate threshold, then the largest value here, that flag at most 0.5% of every tune set of
-# drawn or typed real digits (half the 1% budget, room for held-out data); photo sets are reported beside them.
+# tune sets only (bench/README.md): at most 0.5% of every tune set of drawn or typed real digits flagged (half the 1%
+# budget, room for held-out data) and at least 92% of every non-digit tune set; among those, the fewest photo digits
+# flagged.
 UNSURE_BELOW = 0.4
 SMALL_SHARE = 0.25           # ink's longer side under this share of the picture's shorter side: "draw bigger"
 EDGE_INK_PIXELS = 3          # ink on at least this many border pixels: strokes run off the edge

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from core.digit_gate import load_gate, save_gate
-from core.gate_training import LOW_RES_SHARE, low_resolution, train_gate, with_low_resolution
+from core.gate_training import (LINE_REMNANT_SHARE, LOW_RES_SHARE, line_remnants, low_resolution, train_gate,
+                                with_line_remnants, with_low_resolution)
 from core.not_digits import KINDS, frame, make_page, pen_digit_mask
 from core.predict import Predictor
 from core.preprocess import preprocess
@@ -55,6 +56,30 @@ def test_a_seeded_share_of_the_positives_is_made_low_resolution():
     assert torch.equal(mixed, with_low_resolution(images, seed=4))
     assert not torch.equal(mixed, with_low_resolution(images, seed=5))
     assert torch.equal(images, pen_digits(30, seed=1)[0])                  # the input is not changed in place
+
+
+def test_line_remnants_add_thin_straight_grey_lines_and_keep_the_writing():
+    images, _ = pen_digits(20, seed=2)
+    for i, image in enumerate(images.numpy()):
+        marked = line_remnants(image, np.random.default_rng([7, i]))
+        assert marked.dtype == np.uint8 and (marked >= image).all()       # the digit stays, nothing is erased
+        assert ((marked > image) & (image < 40)).any()                     # new grey on what was paper
+    for i in range(20):  # on empty paper the whole of each line shows
+        lines = line_remnants(np.zeros((28, 28), np.uint8), np.random.default_rng([8, i])) > 0
+        rows, cols = np.nonzero(lines)
+        # every marked pixel lies on a row or column that holds a straight run of 4 or more (a line, not a blot)
+        assert min(max(int(lines[r].sum()), int(lines[:, c].sum())) for r, c in zip(rows, cols)) >= 4
+        assert line_remnants(np.zeros((28, 28), np.uint8), np.random.default_rng([8, i])).max() <= round(0.7 * 255)
+    assert np.array_equal(line_remnants(images[0].numpy(), np.random.default_rng([7, 0])),
+                          line_remnants(images[0].numpy(), np.random.default_rng([7, 0])))
+
+
+def test_a_seeded_share_of_every_kind_of_page_gets_line_remnants():
+    images, _ = pen_digits(40, seed=3)
+    marked = with_line_remnants(images, seed=0, salt=1)
+    assert int((marked != images).flatten(1).any(1).sum()) == round(LINE_REMNANT_SHARE * 40)
+    assert torch.equal(marked, with_line_remnants(images, seed=0, salt=1))
+    assert not torch.equal(marked, with_line_remnants(images, seed=0, salt=0))  # digits and non-digits draw apart
 
 
 def test_a_small_gate_trains_to_tell_digits_from_lines_and_dots(tmp_path):
