@@ -10,7 +10,7 @@ import sys
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # Blocks under this come from the heap and are reused; up to this much freed memory stays with the process. A training
-# step of the tutorial's net allocates and frees ~3 MB in blocks of 0.1-0.7 MB, a 1,000-image test batch ~25 MB.
+# step of the tutorial's net allocates and frees ~3 MB in blocks of 0.1-0.7 MB, an evaluation batch up to ~25 MB.
 KEEP_BYTES = 64 * 2**20
 
 _applied = False
@@ -21,7 +21,7 @@ def keep_freed_memory(keep_bytes: int = KEEP_BYTES) -> bool:
     memory; True when the settings took effect (Linux with glibc), False where there is nothing to set.
 
     Why: glibc's default adapts its thresholds as the program runs, and in about half of fresh processes a training
-    loop ended up mapping and unmapping its activations every step: 35-320 page faults a step, and the tutorial's
+    loop ended up mapping and unmapping its activations every step: 35-470 page faults a step, and the tutorial's
     preset took 3.0-4.5 s instead of 2.0 s. This is a setting of the whole process, made once by the program at start
     (main.py does), not by library functions, which leave the process as they found it."""
     global _applied

@@ -7,8 +7,9 @@ font digits of the training fonts (bench/ood_sets.py's "train" stream), a share 
 blurred; photos of such digits (bench/photo_sets.py's paper, light and lines). Non-digits: core.not_digits pages of
 the "train" stream, letters only from the training fonts; pairs from MNIST training digits and training hands; photos
 of letters and of blank paper. A share of every kind of page gets remnants of paper lines (what a photo's crop keeps
-of ruled or grid paper), so that lines say nothing about digit or not. The benchmark (bench/not_digits.py) draws from other streams, other fonts, other hands,
-optdigits and MNIST's test split. One torch thread by default: the same numbers on any machine."""
+of ruled or grid paper), so that lines say nothing about digit or not. The benchmark (bench/not_digits.py) draws
+from other streams, other fonts, other hands, optdigits and MNIST's test split. One torch thread by default: the
+same numbers on any machine."""
 from __future__ import annotations
 
 import argparse

@@ -131,9 +131,9 @@ def pool_before_relu(model: nn.Module) -> nn.Module:
     """For training: the model's own modules with every ReLU that directly precedes a MaxPool2d moved after it.
 
     The numbers are the same bit for bit (max commutes with ReLU, and the gradient reaches the same pixels), but the
-    ReLU and its backward run on a quarter of the pixels: a FastNet step 5.6 -> 4.9 ms on 2 threads. The modules, and so the
-    parameters and BatchNorm statistics, are shared with `model`; what is saved, shown and exported keeps the
-    model's own order. A model that is not an nn.Sequential is returned as it is."""
+    ReLU and its backward run on a quarter of the pixels: a FastNet step 5.6 -> 4.9 ms on 2 threads. The modules,
+    and so the parameters and BatchNorm statistics, are shared with `model`; what is saved, shown and exported
+    keeps the model's own order. A model that is not an nn.Sequential is returned as it is."""
     if not isinstance(model, nn.Sequential):
         return model
     layers, moved = list(model), False

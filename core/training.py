@@ -18,7 +18,8 @@ from core.autotune import ThreadTuner, measured_autocast_dtype
 from core.calibration import fit_temperature, logits_of
 from core import synthetic_digits
 from core.data import MnistData, load_mnist, to_float
-from core.models import ARCHITECTURES, arch_args as full_arch_args, build_model, pool_before_relu
+from core.models import ARCHITECTURES, build_model, pool_before_relu
+from core.models import arch_args as full_arch_args
 from core.settings import (DEVICES, OPTIMIZERS, PRECISIONS, PRESETS, SCHEDULES, TrainingError,  # noqa: F401 (re-exported)
                            TrainSettings, preset)
 
