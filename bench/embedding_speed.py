@@ -21,7 +21,7 @@ from core.embedding import TSNE_POINTS, pca_projection, penultimate_features, ts
 from core.evaluation import evaluate_test_set
 from core.predict import Predictor
 from core.preprocess import preprocess
-from core.training import evaluate
+from core.inference import evaluate
 from core.weights import load_default_weights
 
 TARGET_TSNE_S = 30.0  # issue 9: the t-SNE map finishes within ~30 s on 2 cores

@@ -15,7 +15,7 @@ import torch
 from core import paths
 from core.data import FILE_NAMES, find_files, load_mnist
 from core.embedding import capturing_features
-from core.training import Evaluation, evaluate, inference_model
+from core.inference import Evaluation, evaluate, inference_model
 from core.weights import LoadedWeights
 
 # images per forward pass: the unit of progress and of cancelling (~30 ms for DigitNet). Smaller batches stay in the
@@ -57,7 +57,7 @@ def evaluate_test_set(weights: LoadedWeights, data_dir: str | Path | None = None
                       batch_size: int = EVAL_BATCH) -> TestReport | None:
     """Run the weights on the MNIST test set (CPU); None when `should_stop()` said stop.
 
-    The numbers come from core.training.evaluate, the same call `python main.py evaluate` makes through here.
+    The numbers come from core.inference.evaluate, the same call `python main.py evaluate` makes through here.
     `on_progress(images done, total)` after loading and after every batch. Raises core.data.DataError, with
     training's message, when MNIST is missing or unreadable.
     """

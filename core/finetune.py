@@ -24,8 +24,8 @@ from core import paths
 from core.data import DataError, MnistData, load_mnist, to_float
 from core.models import pool_before_relu
 from core.settings import DEVICES, PRECISIONS
-from core.training import (autocast_dtype, evaluate, inference_model, normalize, seeded_rng, select_device,
-                           torch_threads)
+from core.inference import evaluate, inference_model, normalize
+from core.training import autocast_dtype, seeded_rng, select_device, torch_threads
 from core.weights import save_training_result
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 
 def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: tuple[float, float],
               device: torch.device) -> float:
-    """core.training.evaluate's accuracy; on CPUs with the model in channels-last memory format (in place), where the
+    """core.inference.evaluate's accuracy; on CPUs with the model in channels-last memory format (in place), where the
     BatchNorm-folded DigitNet reads MNIST's test set ~1.9x faster (4.4 -> 2.3 s on 2 cores)."""
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)

@@ -114,7 +114,8 @@ class TrainWorker:
     def _test_stopped_model(self, result, metrics: dict) -> bool:
         """The model trained so far, on the MNIST test set (into `metrics`); False when the window is closing."""
         from core.data import DataError, load_mnist
-        from core.training import evaluate, torch_threads
+        from core.inference import evaluate
+        from core.training import torch_threads
 
         cancelled = self._control.should_stop if self._control is not None else None
         if cancelled is not None and cancelled():
