@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,13 +104,20 @@ def low_resolution(image28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image28 if prepared.empty else prepared.image28
 
 
+def _changed_share(images: torch.Tensor, share: float, key: list[int],
+                   change: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> torch.Tensor:
+    """A copy of uint8 (N, 28, 28) `images` with a share of them, picked by the seed list `key`, passed through
+    `change` (image i with the generator of key + [i])."""
+    out = images.clone()
+    picked = np.random.default_rng(key).permutation(len(images))[:round(share * len(images))]
+    for i in picked.tolist():
+        out[i] = torch.from_numpy(change(images[i].numpy(), np.random.default_rng([*key, i])))
+    return out
+
+
 def with_low_resolution(images: torch.Tensor, seed: int, share: float = LOW_RES_SHARE) -> torch.Tensor:
     """uint8 (N, 28, 28) digits with a seeded `share` of them (every source alike) passed through low_resolution."""
-    out = images.clone()
-    picked = np.random.default_rng([0x10E5, seed]).permutation(len(images))[:round(share * len(images))]
-    for i in picked.tolist():
-        out[i] = torch.from_numpy(low_resolution(images[i].numpy(), np.random.default_rng([0x10E5, seed, i])))
-    return out
+    return _changed_share(images, share, [0x10E5, seed], low_resolution)
 
 
 def line_remnants(image28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -137,11 +145,7 @@ def with_line_remnants(images: torch.Tensor, seed: int, salt: int,
                        share: float = LINE_REMNANT_SHARE) -> torch.Tensor:
     """uint8 (N, 28, 28) pages with a seeded `share` of them given line_remnants; `salt` keeps the digits' and the
     non-digits' draws apart."""
-    out = images.clone()
-    picked = np.random.default_rng([0x11E5, seed, salt]).permutation(len(images))[:round(share * len(images))]
-    for i in picked.tolist():
-        out[i] = torch.from_numpy(line_remnants(images[i].numpy(), np.random.default_rng([0x11E5, seed, salt, i])))
-    return out
+    return _changed_share(images, share, [0x11E5, seed, salt], line_remnants)
 
 
 def digit_images(seed: int, mnist_images: torch.Tensor) -> torch.Tensor:
