@@ -13,8 +13,6 @@ M_MMAP_THRESHOLD = -3
 # step of the tutorial's net allocates and frees ~3 MB in blocks of 0.1-0.7 MB, an evaluation batch up to ~25 MB.
 KEEP_BYTES = 64 * 2**20
 
-_applied = False
-
 
 def keep_freed_memory(keep_bytes: int = KEEP_BYTES) -> bool:
     """Tell glibc's malloc to serve blocks under `keep_bytes` from its heap and keep up to `keep_bytes` of freed
@@ -24,9 +22,6 @@ def keep_freed_memory(keep_bytes: int = KEEP_BYTES) -> bool:
     loop ended up mapping and unmapping its activations every step: 35-470 page faults a step, and the tutorial's
     preset took 3.0-4.5 s instead of 2.0 s. This is a setting of the whole process, made once by the program at start
     (main.py does), not by library functions, which leave the process as they found it."""
-    global _applied
-    if _applied:
-        return True
     try:  # glibc answers "glibc 2.36"; other C libraries and systems have no such name or no mallopt
         if not sys.platform.startswith("linux") or not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
             return False
@@ -34,6 +29,6 @@ def keep_freed_memory(keep_bytes: int = KEEP_BYTES) -> bool:
     except (ValueError, OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    # mallopt returns 1 on success; setting either one also turns off glibc's own adapting of both
-    _applied = bool(mallopt(M_MMAP_THRESHOLD, keep_bytes)) and bool(mallopt(M_TRIM_THRESHOLD, keep_bytes))
-    return _applied
+    # mallopt returns 1 on success (setting it again changes nothing); setting either one also turns off glibc's own
+    # adapting of both
+    return bool(mallopt(M_MMAP_THRESHOLD, keep_bytes)) and bool(mallopt(M_TRIM_THRESHOLD, keep_bytes))
