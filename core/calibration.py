@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from core import jsonout
+from core.inference import channels_last_on_cpu
 
 TEMPERATURE_KEY = "temperature"          # in a weights file's metrics; absent means 1.0 (the raw softmax)
 TEMPERATURE_RANGE = (0.05, 20.0)         # what a weights file may hold; the fit searches inside it
@@ -91,9 +92,7 @@ def logits_of(model: torch.nn.Module, images: torch.Tensor, normalization: tuple
               batch_size: int = 250) -> torch.Tensor:
     """uint8 (N, 28, 28) -> logits (N, 10), in eval mode, from a copy (channels-last on a CPU: about twice as fast
     there); `model` itself is not touched."""
-    runnable = copy.deepcopy(model).eval()
-    if all(p.device.type == "cpu" for p in runnable.parameters()):
-        runnable = runnable.to(memory_format=torch.channels_last)
+    runnable = channels_last_on_cpu(copy.deepcopy(model).eval())
     mean, std = normalization
     parts = [runnable(images[i:i + batch_size].unsqueeze(1).float().div(255.0).sub(mean).div(std))
              for i in range(0, len(images), batch_size)]
