@@ -1,6 +1,7 @@
 """GUI responsiveness, offscreen: GUI-thread heartbeat while training, GUI vs CLI training speed, stroke -> bars time.
 
-Run from the repository root:  python -m bench.gui_responsiveness [--repeats 3] [--strokes 150] [--data DIR] [--json -]
+Run from the repository root:  python -m bench.gui_responsiveness [--repeats 3] [--strokes 150] [--preset quick]
+                                   [--gui-thread one|default] [--data DIR] [--json -]
 """
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ STEP = 0.012           # paper units between move events (~7 px on the pad at th
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3, help="idle, GUI and CLI runs of the quick preset, interleaved")
+    p.add_argument("--repeats", type=int, default=3, help="idle, GUI and CLI runs of the preset, interleaved")
+    p.add_argument("--preset", default="quick", help="the training preset both the window and the CLI run")
+    p.add_argument("--gui-thread", choices=("one", "default"), default="one",
+                   help="torch threads of the GUI thread: one, as gui.app.run sets it (the app), or torch's default "
+                        "(the app before the sixth session), for comparison")
     p.add_argument("--strokes", type=int, default=150, help="strokes drawn for the stroke-end latency")
     p.add_argument("--data", default=str(SHARED_DATA), help="MNIST folder (torchvision layout)")
     p.add_argument("--seed", type=int, default=0)
@@ -68,10 +73,10 @@ class Heartbeat:
                 "worst": [[round(stamps[i] - start, 2), round(gaps[i], 1)] for i in worst]}  # [s after start, ms]
 
 
-def gui_train(window, heartbeat: Heartbeat, data: str) -> dict:
-    """Press the Train button with the quick preset and the data folder, as a user does; wait for the end."""
+def gui_train(window, heartbeat: Heartbeat, data: str, preset: str) -> dict:
+    """Press the Train button with the preset and the data folder, as a user does; wait for the end."""
     tab, done = window.train_tab, {}
-    tab.form.preset.setCurrentText("quick")
+    tab.form.preset.setCurrentText(preset)
     tab.form.set_data_folder(data)
     on_trained, on_ended = (lambda w: done.update(weights=w)), (lambda: done.update(end=time.perf_counter()))
     tab.weights_trained.connect(on_trained)
@@ -84,16 +89,16 @@ def gui_train(window, heartbeat: Heartbeat, data: str) -> dict:
     if "weights" not in done:
         raise RuntimeError(f"GUI training failed: {tab.result.text()}")
     settings, metrics = done["weights"].settings, done["weights"].metrics
-    if settings["preset"] != "quick":
-        raise RuntimeError(f"the form trained {settings['preset']!r}, not the quick preset")
+    if settings["preset"] != preset:
+        raise RuntimeError(f"the form trained {settings['preset']!r}, not the {preset} preset")
     return {"heartbeat": heartbeat.stats(clicked, done["end"]), "wall_s": done["end"] - clicked,
             "train_seconds": metrics["train_seconds"], "test_accuracy": metrics["test_accuracy"],
             "threads": settings["threads"]}
 
 
-def cli_train(heartbeat: Heartbeat, data: str, home: Path, threads: int | None) -> dict:
-    """`main.py train --preset quick` in a child process while the GUI thread idles (heartbeat on)."""
-    cmd = [sys.executable, "main.py", "train", "--preset", "quick", "--data", data, "--out", str(home / "cli.pt"),
+def cli_train(heartbeat: Heartbeat, data: str, home: Path, threads: int | None, preset: str) -> dict:
+    """`main.py train --preset PRESET` in a child process while the GUI thread idles (heartbeat on)."""
+    cmd = [sys.executable, "main.py", "train", "--preset", preset, "--data", data, "--out", str(home / "cli.pt"),
            "--json", "--quiet", *(["--threads", str(threads)] if threads else [])]
     out: dict = {}
     env = child_env(DIGIT_RECOGNIZER_HOME=str(home))
@@ -200,8 +205,8 @@ def draw_strokes(window, n: int, seed: int) -> dict:
 def summarize(runs: dict, draw: dict, info: dict, args: argparse.Namespace, seconds: float) -> tuple[dict, str]:
     from core.settings import PRESETS
 
-    quick = PRESETS["quick"]
-    images = (round(60_000 * (1 - quick.val_fraction)) + quick.synthetic_digits) * quick.epochs
+    chosen = PRESETS[args.preset]
+    images = (round(60_000 * (1 - chosen.val_fraction)) + chosen.synthetic_digits) * chosen.epochs
     hb = {k: {key: (max if key == "max_ms" else median)([r["heartbeat"][key] for r in runs[k]])
               for key in ("ticks", "p50_ms", "p99_ms", "max_ms")} for k in runs}  # max: the worst of all repeats
     secs = {k: median([r["train_seconds"] for r in runs[k]]) for k in ("gui", "cli", "cli_same")}
@@ -224,8 +229,9 @@ def summarize(runs: dict, draw: dict, info: dict, args: argparse.Namespace, seco
     g, c = threads["gui"], threads["cli"]
     rows = [
         ["heartbeat gap p50 / p99 / max, idle (baseline)", gaps("idle"), "-", "-"],
-        ["heartbeat gap, Train tab training quick", gaps("gui"), "p99 <= 50 ms, max <= 150 ms", yes[met["heartbeat"]]],
-        ["heartbeat gap, CLI training quick in a child", gaps("cli"), "-", "-"],
+        [f"heartbeat gap, Train tab training {args.preset}", gaps("gui"), "p99 <= 50 ms, max <= 150 ms",
+         yes[met["heartbeat"]]],
+        [f"heartbeat gap, CLI training {args.preset} in a child", gaps("cli"), "-", "-"],
         [f"training images/s: GUI, {g} torch thread(s)", rate("gui"), "-", "-"],
         [f"training images/s: CLI, {c} torch thread(s) (its default)", rate("cli"), "-", "-"],
         [f"training images/s: CLI --threads {g}", rate("cli_same"), "-", "-"],
@@ -237,11 +243,13 @@ def summarize(runs: dict, draw: dict, info: dict, args: argparse.Namespace, seco
         ["pen lag (move due -> handled), p50 / p95 / max", trio(draw["move_lag"]), "-", "-"],
     ]
     report = {"benchmark": "gui_responsiveness", "machine": info, "repeats": args.repeats, "seconds": round(seconds, 1),
+              "preset": args.preset, "gui_thread": args.gui_thread,
               "heartbeat": hb, "train_images": images, "train_seconds": secs, "gui_over_cli": ratio,
               "threads": threads, "strokes": draw, "met": met, "runs": runs}
     text = (format_table(["metric", "value", "target", "met"], rows, "llll")
             + f"\n\n{args.repeats} repeat(s): medians, max = the worst of all; {draw['to_set']['n']} strokes "
-            f"({draw['recognized']}/{draw['digits']} digits read right); {seconds:.0f} s in all\n{machine_line(info)}")
+            f"({draw['recognized']}/{draw['digits']} digits read right); GUI thread on {args.gui_thread} torch "
+            f"thread(s); {seconds:.0f} s in all\n{machine_line(info)}")
     return report, text
 
 
@@ -256,9 +264,9 @@ def repeats(window, args: argparse.Namespace, home: Path) -> dict[str, list[dict
         start = time.perf_counter()
         wait_for(lambda: time.perf_counter() >= start + IDLE_SECONDS)
         runs["idle"].append({"heartbeat": heartbeat.stats(start, start + IDLE_SECONDS)})
-        runs["gui"].append(g := gui_train(window, heartbeat, args.data))
-        runs["cli"].append(c := cli_train(heartbeat, args.data, home, None))
-        runs["cli_same"].append(c1 := cli_train(heartbeat, args.data, home, g["threads"]))
+        runs["gui"].append(g := gui_train(window, heartbeat, args.data, args.preset))
+        runs["cli"].append(c := cli_train(heartbeat, args.data, home, None, args.preset))
+        runs["cli_same"].append(c1 := cli_train(heartbeat, args.data, home, g["threads"], args.preset))
         log(f"repeat {r + 1}/{args.repeats}: train_seconds GUI {g['train_seconds']:.1f}, CLI {c['train_seconds']:.1f}, "
             f"CLI same threads {c1['train_seconds']:.1f}; GUI heartbeat worst gaps [s, ms] {g['heartbeat']['worst']}")
     heartbeat.timer.stop()
@@ -273,12 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         home = Path(tmp)
         os.environ["DIGIT_RECOGNIZER_HOME"] = str(home)  # private weights folder; QSettings below is private too
         app = QApplication.instance() or QApplication(sys.argv[:1])
+        from gui.background import one_torch_thread_for_the_gui
         from gui.main_window import MainWindow
 
+        info = machine()  # torch's default threads (the CLI's), before the GUI thread or a training sets them
+        if args.gui_thread == "one":
+            one_torch_thread_for_the_gui()  # as gui.app.run does before the window
         window = MainWindow(QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat))
         window.show()
         wait_for(lambda: window.is_model_ready() and window.train_tab.train_button.isEnabled(), 120)
-        info = machine()  # torch's default threads (the CLI's), before any training sets them
         log(f"drawing {args.strokes} strokes, then {args.repeats} repeat(s) of idle, GUI and CLI training ...")
         draw = draw_strokes(window, args.strokes, args.seed)
         runs = repeats(window, args, home)

@@ -13,6 +13,7 @@ from types import TracebackType
 from PySide6.QtCore import QSocketNotifier
 from PySide6.QtWidgets import QApplication
 
+from gui.background import one_torch_thread_for_the_gui, restore_torch_threads
 from gui.main_window import APP_TITLE, MainWindow
 
 QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl+C in the terminal; `kill` and session logout
@@ -25,11 +26,15 @@ def run(argv: list[str] | None = None, log_file: str | None = None) -> int:
     app.setOrganizationName("digit-recognizer")
     app.setApplicationName("digit-recognizer")
     app.setApplicationDisplayName(APP_TITLE)
-    with _quit_on_signals(app), _errors_logged(log_file) as windows:
-        window = MainWindow()
-        windows.append(window)
-        window.show()  # the model loads in a thread after this first paint
-        return app.exec()
+    one_torch_thread_for_the_gui()  # workers train at full speed (gui/background.py)
+    try:
+        with _quit_on_signals(app), _errors_logged(log_file) as windows:
+            window = MainWindow()
+            windows.append(window)
+            window.show()  # the model loads in a thread after this first paint
+            return app.exec()
+    finally:
+        restore_torch_threads()
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -21,6 +22,54 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 MIN_INTERVAL = 0.1  # seconds between progress signals: <= 10 a second, however often the function reports
 GC_INTERVAL_MS = 500  # how often the GUI thread does the collector's work while worker threads run
 log = logging.getLogger(__name__)
+MACHINE_THREADS = "machine"  # a BackgroundTask's `threads`: torch's default count for this machine, as the CLI uses
+_machine_threads: int | None = None  # torch's default count, recorded when the GUI thread took one
+_gui_wants_one_thread = False
+
+
+def one_torch_thread_for_the_gui() -> None:
+    """Ask for the GUI thread's torch to run on one thread, from the moment torch is loaded (gui.app.run calls this
+    at start; importing torch here would delay the window's first paint by seconds, so MainWindow applies it with
+    apply_gui_torch_threads() once its model has loaded, before the GUI thread's first torch op).
+
+    Why: libgomp gives every thread that starts parallel regions its own pool of OpenMP threads, and once the
+    process holds more of them than there are cores, it stops spin-waiting between regions and sleeps instead: a
+    2-thread training in a worker took 4.4 s instead of 1.9 s when the GUI thread had a pool of its own
+    (bench/README.md, GUI section). The GUI thread's torch work is one image at a time, where one thread is as fast.
+    """
+    global _gui_wants_one_thread
+    _gui_wants_one_thread = True
+    if "torch" in sys.modules:
+        apply_gui_torch_threads()
+
+
+def apply_gui_torch_threads() -> None:
+    """On the GUI thread, before its first torch op: one torch thread there, if one_torch_thread_for_the_gui asked."""
+    global _machine_threads
+    if not _gui_wants_one_thread or _machine_threads is not None:
+        return
+    import torch
+
+    _machine_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
+def restore_torch_threads() -> None:
+    """Undo one_torch_thread_for_the_gui (the window has closed): torch's default count again on this thread."""
+    global _machine_threads, _gui_wants_one_thread
+    _gui_wants_one_thread = False
+    if _machine_threads is not None:
+        import torch
+
+        torch.set_num_threads(_machine_threads)
+        _machine_threads = None
+
+
+def machine_threads() -> int:
+    """How many torch threads heavy work in a worker uses: the machine's default (the command line's count)."""
+    import torch
+
+    return torch.get_num_threads() if _machine_threads is None else _machine_threads
 
 
 class _GuiThreadCollector:
@@ -104,8 +153,8 @@ class _Worker(QObject):
     failed = Signal(str)
     finished = Signal()  # always last: the thread's function has returned
 
-    def __init__(self, function: Callable[[TaskControl], Any], stop_event: threading.Event, threads: int | None,
-                 min_interval: float):
+    def __init__(self, function: Callable[[TaskControl], Any], stop_event: threading.Event,
+                 threads: int | str | None, min_interval: float):
         super().__init__()
         self._function = function
         self._control = TaskControl(stop_event, self.progress_changed.emit, min_interval)
@@ -118,7 +167,7 @@ class _Worker(QObject):
                 import torch  # only tasks that ask for a thread count use torch
 
                 previous = torch.get_num_threads()
-                torch.set_num_threads(self._threads)
+                torch.set_num_threads(machine_threads() if self._threads == MACHINE_THREADS else self._threads)
             self.succeeded.emit(self._function(self._control))
         except BaseException as exc:  # noqa: BLE001 - every failure ends as one message, never a dead thread
             self.failed.emit(failure_message(exc))
@@ -139,11 +188,12 @@ class BackgroundTask(QObject):
     failed = Signal(str)               # one readable sentence
     finished = Signal()                # after any of the three, once the thread has ended
 
-    def __init__(self, name: str, threads: int | None = None, min_interval: float = MIN_INTERVAL,
+    def __init__(self, name: str, threads: int | str | None = None, min_interval: float = MIN_INTERVAL,
                  parent: QObject | None = None):
         super().__init__(parent)
         self._name = name
-        self._threads = threads  # torch intra-op threads in the worker (None: leave torch's setting alone)
+        # torch intra-op threads in the worker: a count, MACHINE_THREADS, or None (leave torch's setting alone)
+        self._threads = threads
         self._min_interval = min_interval
         self._thread: threading.Thread | None = None
         self._worker: _Worker | None = None

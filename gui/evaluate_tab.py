@@ -16,7 +16,7 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from gui.background import BackgroundTask
+from gui.background import MACHINE_THREADS, BackgroundTask
 from gui.confusion_matrix import ConfusionMatrix
 from gui.embedding_map import EmbeddingMap
 from gui.gallery import Gallery
@@ -44,7 +44,7 @@ class EvaluateTab(QWidget):
         self._report: TestReport | None = None
         self._projections: dict[str, Projection] = {}
         self._cache = None  # core.evaluation.ReportCache, made when the core is loaded
-        self._task = BackgroundTask("evaluation")
+        self._task = BackgroundTask("evaluation", threads=MACHINE_THREADS)  # 10,000 images: every core
         self._task.progress_changed.connect(self.on_task_progress_changed)
         self._task.succeeded.connect(self.on_task_succeeded)
         self._task.failed.connect(self.on_task_failed)

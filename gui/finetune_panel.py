@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from gui.background import BackgroundTask, TaskControl
+from gui.background import MACHINE_THREADS, BackgroundTask, TaskControl
 
 if TYPE_CHECKING:
     from core.finetune import FinetuneProgress, FinetuneResult
@@ -155,10 +155,8 @@ class FinetunePanel(QWidget):
                                 "(or use \u201cTeach me\u201d), or import a folder.")
             return False
         if self._task is None:
-            import torch  # loaded by now: there is a model
-
             # As many threads as training uses (the Train tab, the CLI): predictions in the window use one
-            self._task = BackgroundTask("fine-tuning", threads=torch.get_num_threads(), parent=self)
+            self._task = BackgroundTask("fine-tuning", threads=MACHINE_THREADS, parent=self)
             self._task.progress_changed.connect(self.on_task_progress_changed)
             self._task.succeeded.connect(self.on_task_succeeded)
             self._task.failed.connect(self.on_task_failed)

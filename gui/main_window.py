@@ -10,7 +10,7 @@ from PySide6.QtCore import QSettings, QTimer, Qt, Signal, Slot
 from PySide6.QtGui import (QAction, QCloseEvent, QKeySequence)
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from gui.background import BackgroundTask
+from gui.background import MACHINE_THREADS, BackgroundTask, apply_gui_torch_threads
 from gui.draw_tab import DrawTab
 from gui.drawing_pad import BRUSH_RANGE
 from gui.evaluate_tab import EvaluateTab
@@ -51,7 +51,7 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self._messages: list[str] = []
         self._message_box: QMessageBox | None = None
         self._help_window: QWidget | None = None
-        self._loader = BackgroundTask("loading the model", parent=self)
+        self._loader = BackgroundTask("loading the model", threads=MACHINE_THREADS, parent=self)
         self._closed = False
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -289,6 +289,7 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
     # ------------------------------------------------------------ slots
     @Slot(object)
     def on_loader_succeeded(self, loaded: StartupModel) -> None:
+        apply_gui_torch_threads()  # torch is loaded now, and this thread has not used it yet
         if loaded.predictor is None:
             return self._show_no_model(loaded.message)
         self._use(loaded.predictor)

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from gui.background import BackgroundTask
+from gui.background import BackgroundTask, machine_threads
 from gui.loss_chart import LossChart
 from gui.mnist_download import ensure_mnist
 from gui.train_form import TrainForm
@@ -119,14 +119,12 @@ class TrainTab(QWidget):
         """Start a run with the form's settings; False (and a message) when they cannot work."""
         if self._task.is_running():
             return False
-        import torch  # loaded by now: the model loader imported it
-
         from core import paths
         from core.training import TrainingError
 
         # As many torch threads as the command line uses: cores - 1 trained 1.6x slower on 2 cores, and the window
         # stays fluid anyway (the chart redraws <= 4/s, predictions use one thread; bench/gui_responsiveness.py).
-        settings = replace(self.form.settings(), threads=torch.get_num_threads())
+        settings = replace(self.form.settings(), threads=machine_threads())
         try:
             settings.validate()
         except TrainingError as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,39 @@ def test_importing_the_window_does_not_import_torch():
     code = "import sys, gui.main_window, gui.app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_started_app_predicts_on_one_torch_thread_and_trains_on_all(tmp_path):
+    """`gui.app.run`, as `python main.py` starts it: once the model has loaded, the GUI thread runs torch on one
+    thread (its own OpenMP pool made a worker's training 2.3x slower) and the Train tab asks for the machine's
+    count; after the window closes, torch's default is back."""
+    code = """if True:
+        import os
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        from gui import app, background
+        qapp = QApplication([])
+        def check():
+            windows = [w for w in qapp.topLevelWidgets() if hasattr(w, 'is_model_ready')]
+            if windows and windows[0].is_model_ready():
+                import torch
+                timer.stop()
+                print(torch.get_num_threads(), background.machine_threads(), flush=True)
+                qapp.closeAllWindows()
+        timer = QTimer()
+        timer.timeout.connect(check)
+        timer.start(50)
+        status = app.run()
+        import torch
+        print(status, torch.get_num_threads(), os.cpu_count(), flush=True)
+    """
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DIGIT_RECOGNIZER_HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    (gui_thread, machine), (status, after, cores) = [list(map(int, line.split())) for line in out.stdout.splitlines()]
+    assert status == 0 and gui_thread == 1
+    assert machine == after and machine >= min(2, cores)  # torch's default: the physical cores, 2 on a laptop
 
 
 def test_blank_pad_shows_empty_bars_and_no_guess(window):

@@ -131,3 +131,32 @@ def test_garbage_is_collected_on_the_gui_thread_never_in_a_worker(qtbot):
         gc.callbacks.remove(on_gc)
     assert collections and all(t is threading.main_thread() for t in collections)
     assert gc.isenabled() == enabled_before
+
+
+def test_gui_thread_takes_one_torch_thread_and_workers_keep_the_machine_count(qtbot):
+    """As gui.app.run sets it up: predictions on the GUI thread use one thread, training in a worker all of them (a
+    GUI thread with a 2-thread OpenMP pool of its own made a worker's training 2.3x slower; bench/README.md)."""
+    torch = pytest.importorskip("torch")
+    from gui.background import (MACHINE_THREADS, apply_gui_torch_threads, machine_threads,
+                                one_torch_thread_for_the_gui, restore_torch_threads)
+
+    default = torch.get_num_threads()
+    one_torch_thread_for_the_gui()  # torch is loaded in this process: it applies at once
+    try:
+        apply_gui_torch_threads()  # a second call (MainWindow's, once the model loaded) changes nothing
+        assert torch.get_num_threads() == 1
+        assert machine_threads() == default
+        seen = {}
+
+        def work(control):
+            seen["count"] = torch.get_num_threads()
+            return torch.nn.functional.conv2d(torch.ones(2, 1, 8, 8), torch.ones(3, 1, 3, 3)).sum().item()
+
+        task = BackgroundTask("test", threads=MACHINE_THREADS)
+        with qtbot.waitSignal(task.succeeded, timeout=TIMEOUT) as outcome:
+            task.start(work)
+        assert outcome.args == [2 * 3 * 6 * 6 * 9.0] and seen["count"] == default
+        assert torch.get_num_threads() == 1  # the worker's count never reached this thread
+    finally:
+        restore_torch_threads()
+    assert torch.get_num_threads() == default and machine_threads() == default
