@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from gui.probability_bars import ProbabilityBars
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from gui.probability_bars import ProbabilityBars  # noqa: E402
 
 
 def test_a_prediction_is_announced_when_set_and_again_when_the_bars_have_repainted(qtbot):
