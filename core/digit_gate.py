@@ -6,6 +6,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from core.atomic_files import atomic_write
 from core.not_digits import KINDS
 
 FORMAT_TAG = "digit-recognizer-gate"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2         # 2: one or more members, keys "member{i}.<key>"; 1 (read too): one model, plain keys
 DEFAULT_GATE = Path(__file__).resolve().parent.parent / "resources" / "digit_gate.safetensors"
-MAX_GATE_BYTES = 4 * 2**20   # the shipped gate is ~0.1 MB; nothing larger is read
+MAX_GATE_BYTES = 4 * 2**20   # the shipped gate is ~0.75 MB (three members); nothing larger is read
+MAX_MEMBERS = 8
 DEFAULT_THRESHOLD = 0.6      # P(not one digit) at or above this: "not a digit" (the file's own value wins)
 
 
@@ -50,28 +52,40 @@ class GateScore:
 
 
 class DigitGate:
-    """A loaded gate in eval mode; `threshold` is the P(not one digit) from which an input is called a non-digit."""
+    """A loaded gate in eval mode: one or more members (gate_net models trained with different seeds or lengths)
+    whose probabilities are averaged; `threshold` is the P(not one digit) from which an input is a non-digit.
 
-    def __init__(self, model: nn.Module, threshold: float = DEFAULT_THRESHOLD, info: dict | None = None):
-        self.model = model.eval()
+    Why members: single gates trained alike differ in which real digits and which letters they get wrong, and the
+    average of three flagged fewer of both on bench/not_digits.py's tune sets than any one of them (bench/README.md).
+    """
+
+    def __init__(self, members: nn.Module | Sequence[nn.Module], threshold: float = DEFAULT_THRESHOLD,
+                 info: dict | None = None):
+        self.members = [m.eval() for m in ([members] if isinstance(members, nn.Module) else members)]
         self.threshold = threshold
         self.info = dict(info or {})
 
     @torch.no_grad()
     def scores(self, images28: torch.Tensor) -> list[GateScore]:
         """uint8 (N, 28, 28) ink-high images (what the classifier sees, before its normalization) -> N scores."""
-        probs = torch.softmax(self.model(images28.float().div(255.0).unsqueeze(1)), dim=1)  # (N, kinds)
+        x = images28.float().div(255.0).unsqueeze(1)  # (N, 1, 28, 28)
+        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(0)  # (N, kinds)
         kinds = probs[:, 1:].argmax(1) + 1
         return [GateScore(float(1.0 - p[0]), KINDS[int(k)]) for p, k in zip(probs, kinds)]
 
 
-def save_gate(path: Path | str, model: nn.Module, width: int, threshold: float, info: dict) -> None:
-    """Write the gate atomically as .safetensors: its tensors plus format, width, threshold and info as JSON text."""
+def save_gate(path: Path | str, members: nn.Module | Sequence[nn.Module], width: int, threshold: float,
+              info: dict) -> None:
+    """Write the gate atomically as .safetensors: its members' tensors plus format, width, member count, threshold
+    and info as JSON text."""
     from safetensors.torch import save
 
+    members = [members] if isinstance(members, nn.Module) else list(members)
     metadata = {"format": FORMAT_TAG, "version": str(FORMAT_VERSION), "width": str(width),
-                "threshold": repr(float(threshold)), "kinds": json.dumps(KINDS), "info": json.dumps(info)}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+                "members": str(len(members)), "threshold": repr(float(threshold)), "kinds": json.dumps(KINDS),
+                "info": json.dumps(info)}
+    state = {f"member{i}.{k}": v.detach().cpu().contiguous()
+             for i, model in enumerate(members) for k, v in model.state_dict().items()}
     atomic_write(save(state, metadata=metadata), Path(path))
 
 
@@ -94,15 +108,21 @@ def load_gate(path: Path | str = DEFAULT_GATE) -> DigitGate:
         header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
         meta = header.get("__metadata__") or {}
         width, threshold = int(meta.get("width", "")), float(meta.get("threshold", ""))
+        count = int(meta.get("members", "1"))
         kinds, extra = json.loads(meta.get("kinds", "null")), json.loads(meta.get("info", "{}"))
     except (SafetensorError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise GateError(f"the digit gate {path.name} is damaged; reinstall the app") from exc
-    if meta.get("format") != FORMAT_TAG or meta.get("version") != str(FORMAT_VERSION):
+    version = meta.get("version")
+    if meta.get("format") != FORMAT_TAG or version not in ("1", str(FORMAT_VERSION)):
         raise GateError(f"{path.name} is not a digit gate of this version of the app")
-    if list(kinds or []) != list(KINDS) or not 1 <= width <= 64 or not (math.isfinite(threshold) and 0 < threshold < 1):
-        raise GateError(f"the digit gate {path.name} does not fit this version of the app (kinds, width or threshold)")
+    if list(kinds or []) != list(KINDS) or not 1 <= width <= 64 or not (math.isfinite(threshold) and 0 < threshold < 1) \
+            or not 1 <= count <= MAX_MEMBERS or (version == "1" and count != 1):
+        raise GateError(f"the digit gate {path.name} does not fit this version of the app "
+                        "(kinds, width, members or threshold)")
     with torch.device("meta"):
-        expected = gate_net(width).state_dict()
+        one = gate_net(width).state_dict()
+    prefixes = [""] if version == "1" else [f"member{i}." for i in range(count)]
+    expected = {prefix + k: v for prefix in prefixes for k, v in one.items()}
     if set(tensors) != set(expected) or any(tuple(tensors[k].shape) != tuple(v.shape) for k, v in expected.items()):
         raise GateError(f"the digit gate {path.name} does not match its architecture")
     for key, want in expected.items():
@@ -110,6 +130,10 @@ def load_gate(path: Path | str = DEFAULT_GATE) -> DigitGate:
         if value.is_floating_point() != want.is_floating_point() or (
                 value.is_floating_point() and not bool(torch.isfinite(value).all())):
             raise GateError(f"the digit gate {path.name} holds wrong or non-finite numbers in {key}")
-    model = gate_net(width)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
-    return DigitGate(model, threshold, extra if isinstance(extra, dict) else {})
+    members = []
+    for prefix in prefixes:
+        model = gate_net(width)
+        model.load_state_dict({k: tensors[prefix + k].float() if tensors[prefix + k].is_floating_point()
+                               else tensors[prefix + k] for k in one})
+        members.append(model)
+    return DigitGate(members, threshold, extra if isinstance(extra, dict) else {})

@@ -1,6 +1,10 @@
-"""Trains the shipped "is this one digit?" gate, reproducibly from a seed:
+"""Trains the shipped "is this one digit?" gate, reproducibly from seeds:
 
-    python -m core.gate_training --data ../shared/data --out resources/digit_gate.safetensors --epochs 12 [--seed 0]
+    python -m core.gate_training --data ../shared/data --out resources/digit_gate.safetensors [--seed 0]
+                                 [--members 0:12,0:24,1:24]
+
+The gate is three members trained on the same pages (made from --seed), each with its own seed and length; their
+probabilities are averaged (core.digit_gate.DigitGate).
 
 Digits: MNIST's training split (the default weights' validation part left out), pen digits of the training hands, and
 font digits of the training fonts (bench/ood_sets.py's "train" stream), a share of them made low-resolution or
@@ -32,6 +36,7 @@ PEN_DIGITS, FONT_DIGITS, MNIST_DIGITS = 6000, 6000, 30000
 LOW_RES_SHARE = 0.2          # share of the digits (MNIST, pen, font alike) made low-resolution or blurred
 LOW_RES_PX = (6, 14)         # the long side they are shrunk to, as in small scans, thumbnails and far-off photos
 LINE_REMNANT_SHARE = 0.08   # share of every page, digit or not, given remnants of paper lines (class-neutral)
+MEMBERS = "0:12,0:24,1:24"  # SEED:EPOCHS of each member: chosen on bench/not_digits.py's tune sets (bench/README.md)
 PHOTOS = {"digit": 2500, "letter": 800, "blank": 400}  # photo-like pages (bench/photo_sets.py's paper and light)
 PHOTO_MAX_PX = 800           # training photos are made at most this large: a 4000 px one takes 8x as long to make
 
@@ -239,12 +244,27 @@ def train_gate(images: torch.Tensor, kinds: torch.Tensor, seed: int, epochs: int
     return model.eval()
 
 
+def parse_members(text: str) -> list[tuple[int, int]]:
+    """"0:12,0:24" -> [(0, 12), (0, 24)]: each member's seed and epochs (argparse names the option on an error)."""
+    try:
+        members = [tuple(int(n) for n in part.split(":")) for part in text.split(",")]
+    except ValueError:
+        members = []
+    if not members or any(len(m) != 2 or m[1] < 1 for m in members):
+        raise argparse.ArgumentTypeError(f"expected SEED:EPOCHS[,SEED:EPOCHS...] with epochs >= 1, got {text!r}")
+    return members
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="MNIST folder")
     p.add_argument("--out", required=True, help="the .safetensors file to write")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated pages (default 0)")
+    p.add_argument("--members", type=parse_members, default=parse_members(MEMBERS),
+                   help=f"the members as SEED:EPOCHS,... (default {MEMBERS}): each is trained on the same pages with "
+                        "its own seed (initial weights, order, augmentation, which pages get line remnants) for its "
+                        "number of passes, and the gate averages their answers")
+    p.add_argument("--width", type=int, default=16, help="channels of the gate's first stage (default 16)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: the same numbers on any machine, and beside other work two threads "
                         "on small batches can be many times slower)")
@@ -252,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"share of the pages, digits and non-digits alike, given paper-line remnants (default "
                         f"{LINE_REMNANT_SHARE})")
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
-    p.add_argument("--threshold", type=float, default=0.75,
-                   help="P(not one digit) from which a page is a non-digit (0.75: chosen on bench/not_digits.py's "
+    p.add_argument("--threshold", type=float, default=0.60,
+                   help="P(not one digit) from which a page is a non-digit (0.60: chosen on bench/not_digits.py's "
                         "tune sets, see bench/README.md)")
     args = p.parse_args(argv)
     threads = torch.get_num_threads()
@@ -281,16 +301,18 @@ def _run(args: argparse.Namespace) -> int:
         if cache is not None:
             torch.save((positives, negatives, kinds), cache)
     print(f"{len(positives)} digits, {len(negatives)} non-digits in {time.perf_counter() - started:.0f} s")
-    # paper-line remnants on digits and non-digits alike: the lines say nothing about what is written
-    positives = with_line_remnants(positives, args.seed, 0, args.line_remnants)
-    negatives = with_line_remnants(negatives, args.seed, 1, args.line_remnants)
-    images = torch.cat([positives, negatives])
     labels = torch.cat([torch.zeros(len(positives), dtype=torch.long), kinds])
-    model = train_gate(images, labels, args.seed, args.epochs)
+    members = []
+    for number, (seed, epochs) in enumerate(args.members, 1):
+        print(f"member {number}/{len(args.members)}: seed {seed}, {epochs} epochs")
+        # paper-line remnants on digits and non-digits alike: the lines say nothing about what is written
+        images = torch.cat([with_line_remnants(positives, seed, 0, args.line_remnants),
+                            with_line_remnants(negatives, seed, 1, args.line_remnants)])
+        members.append(train_gate(images, labels, seed, epochs, args.width))
     seconds = time.perf_counter() - started
-    save_gate(args.out, model, 16, args.threshold,
-              {"seed": args.seed, "epochs": args.epochs, "digits": len(positives), "non_digits": len(negatives),
-               "line_remnants": args.line_remnants,
+    save_gate(args.out, members, args.width, args.threshold,
+              {"seed": args.seed, "members": [{"seed": s, "epochs": e} for s, e in args.members],
+               "digits": len(positives), "non_digits": len(negatives), "line_remnants": args.line_remnants,
                "threads": torch.get_num_threads(), "train_seconds": round(seconds, 1),
                "trained_by": "python -m core.gate_training"})
     print(f"wrote {args.out} after {seconds:.0f} s")

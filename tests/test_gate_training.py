@@ -3,6 +3,7 @@ gets them, and a small gate trains, separates digits from non-digits and leaves 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from core.digit_gate import load_gate, save_gate
@@ -126,3 +127,13 @@ def test_training_photos_are_preprocessed_digits_letters_and_blank_paper(synthet
     assert kinds.tolist().count(KINDS.index("letter")) == 3                 # every letter photo has its letter
     again = training_photos(0, data.train_images, data.train_labels, counts)
     assert torch.equal(digits, again[0]) and torch.equal(others, again[1])
+
+
+def test_members_are_given_as_seed_and_epochs_and_a_bad_list_is_one_sentence(capsys):
+    from core.gate_training import MEMBERS, main, parse_members
+
+    assert parse_members("0:12,0:24,1:24") == [(0, 12), (0, 24), (1, 24)] == parse_members(MEMBERS)
+    for bad in ("", "0", "0:0", "a:3", "0:12,"):
+        with pytest.raises(SystemExit):
+            main(["--data", "x", "--out", "y", "--members", bad])
+        assert "--members: expected SEED:EPOCHS" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 sure"; hints for small drawings and strokes off the edge; the gate file is read safely."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ from core.digit_gate import (
     load_gate,
     save_gate,
 )
-from core.not_digits import pen_digit_mask
+from core.not_digits import KINDS, pen_digit_mask
 from core.predict import Predictor, default_gate
 from core.verdict import judge
 from core.weights import load_default_weights
@@ -108,13 +110,36 @@ def test_a_predictor_without_a_gate_judges_by_confidence_alone(predictor):
 
 
 def test_the_shipped_gate_is_small_and_reads_back(tmp_path):
-    assert DEFAULT_GATE.is_file() and DEFAULT_GATE.stat().st_size < 300_000
     gate = load_gate()
+    assert len(gate.members) == len(gate.info["members"]) == 3  # what core.gate_training's default recipe makes
+    assert DEFAULT_GATE.is_file() and DEFAULT_GATE.stat().st_size < 300_000 * len(gate.members)
     assert 0 < gate.threshold < 1 and default_gate() is not None
-    save_gate(tmp_path / "copy.safetensors", gate.model, 16, gate.threshold, gate.info)
+    save_gate(tmp_path / "copy.safetensors", gate.members, 16, gate.threshold, gate.info)
     copy = load_gate(tmp_path / "copy.safetensors")
     images = torch.from_numpy(np.stack([np.asarray(dot().resize((28, 28)))] * 2))
     assert [s.not_digit for s in copy.scores(images)] == [s.not_digit for s in gate.scores(images)]
+
+
+def test_the_gate_averages_its_members_and_reads_a_one_model_file_of_the_first_format(tmp_path):
+    from safetensors.torch import save
+
+    torch.manual_seed(0)
+    first, second = gate_net(8), gate_net(8)
+    images = torch.from_numpy(np.stack([np.asarray(dot().resize((28, 28))), np.asarray(line().resize((28, 28)))]))
+    x = images.float().div(255.0).unsqueeze(1)
+    with torch.no_grad():
+        each = [torch.softmax(m.eval()(x), dim=1)[:, 1:].sum(1) for m in (first, second)]  # P(not a digit)
+    save_gate(tmp_path / "two.safetensors", [first, second], 8, 0.5, {"seed": 0})
+    both = load_gate(tmp_path / "two.safetensors")
+    assert len(both.members) == 2
+    assert [s.not_digit for s in both.scores(images)] == pytest.approx(((each[0] + each[1]) / 2).tolist(), abs=1e-6)
+    # a gate written by the previous version (format 1: one model, plain keys) still loads, as that one model
+    meta = {"format": "digit-recognizer-gate", "version": "1", "width": "8", "threshold": "0.5",
+            "kinds": json.dumps(KINDS), "info": "{}"}
+    (tmp_path / "old.safetensors").write_bytes(save({k: v.contiguous() for k, v in first.state_dict().items()}, meta))
+    old = load_gate(tmp_path / "old.safetensors")
+    assert len(old.members) == 1
+    assert [s.not_digit for s in old.scores(images)] == pytest.approx(each[0].tolist(), abs=1e-6)
 
 
 def test_a_damaged_or_foreign_gate_file_is_one_sentence(tmp_path):
@@ -126,6 +151,11 @@ def test_a_damaged_or_foreign_gate_file_is_one_sentence(tmp_path):
     save_gate(wide, gate_net(8), 16, 0.5, {})  # says width 16, holds width 8
     with pytest.raises(GateError, match="does not match"):
         load_gate(wide)
+    short = tmp_path / "short.safetensors"  # says three members, holds two
+    data = bytearray((save_gate(short, [gate_net(8), gate_net(8)], 8, 0.5, {}), short.read_bytes())[1])
+    short.write_bytes(bytes(data).replace(b'"members":"2"', b'"members":"3"'))
+    with pytest.raises(GateError, match="does not match"):
+        load_gate(short)
     with pytest.raises(GateError, match="cannot be read"):
         load_gate(tmp_path / "absent.safetensors")
     with pytest.raises(GateError, match="at most"):
