@@ -1,7 +1,8 @@
 """Prediction latency: one 280x280 drawing through preprocess + forward, a 12 MP phone photo, and the predict CLI on 200
 files, vs the tutorial's.
 
-Run from the repository root:  python -m bench.predict_latency [--calls 1000] [--photo-calls 20] [--cli-repeats 3] [--json -]
+Run from the repository root:  python -m bench.predict_latency [--calls 1000] [--photo-calls 20] [--cli-repeats 3]
+                                   [--baseline-gate PATH] [--json -]
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from PIL import Image
 from bench._common import REPO, child_env, emit, format_table, log, machine, machine_line, median, percentile, run_child
 from core import pen_digits
 from core.models import tutorial
+from core.digit_gate import load_gate
 from core.predict import Predictor
 from core.preprocess import preprocess
 
@@ -63,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--files", type=int, default=200, help="image files for the CLI comparison")
     p.add_argument("--cli-repeats", type=int, default=3, help="launches of each CLI command (median)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline-gate", help="also time predict with this digit gate file instead of the shipped one")
     p.add_argument("--json", help="write the results as JSON to this file; '-' prints JSON to stdout")
     return p.parse_args(argv)
 
@@ -107,6 +110,8 @@ def in_process(args: argparse.Namespace, images: list[np.ndarray]) -> tuple[list
 
     stages = {
         "ours: predict (preprocess + forward)": predictor.predict,
+        **({f"ours: predict, gate {Path(args.baseline_gate).name}": Predictor(
+            predictor.weights, gate=load_gate(args.baseline_gate)).predict} if args.baseline_gate else {}),
         "ours: preprocess only": lambda img: preprocess(img, norm),
         "ours: forward only (1, 1, 28, 28)": lambda img: predictor.probabilities(tensors[id(img)]),
         "tutorial: transform + forward (baseline)": tutorial_call,
