@@ -219,7 +219,6 @@ class TrainForm(QWidget):
         """Show these settings (the data folder is kept unless the settings name one)."""
         self._filling = True
         self._base = settings
-        self._show_preset(settings.preset if settings.preset in PRESETS else CUSTOM)
         self.arch.setCurrentText(settings.arch)
         self._show_width(settings.arch, settings.arch_args)
         self.epochs.setValue(settings.epochs)
@@ -239,6 +238,8 @@ class TrainForm(QWidget):
         self.precision.setCurrentText(settings.precision)
         if settings.data_dir:
             self.data_dir.setText(settings.data_dir)
+        # after the fields: settings named after a preset but not following its recipe read "custom (from quick)"
+        self._show_preset(preset_name(settings, settings.preset))
         self._filling = False
 
     def settings(self) -> TrainSettings:

@@ -94,6 +94,20 @@ def test_the_preset_box_names_the_origin_of_a_custom_run_and_picking_a_preset_re
     assert box.width() >= box.fontMetrics().horizontalAdvance(box.currentText())  # the box is not cut off
 
 
+def test_settings_named_after_a_preset_but_changed_are_shown_as_custom_from_it(form):
+    """Settings handed to the form (a run's "Use these settings", a script) can name a preset whose recipe they no
+    longer follow: the box must not call them that preset."""
+    from dataclasses import replace
+
+    from core.settings import PRESETS
+
+    form.set_settings(replace(PRESETS["quick"], epochs=3))
+    assert form.preset.currentText() == "custom (from quick)" and form.epochs.value() == 3
+    assert "epochs 1 → 3" in form.preset_description.text() and form.settings().preset == "custom"
+    form.set_settings(replace(PRESETS["tutorial"], data_dir="somewhere"))  # where the data lies is no recipe
+    assert form.preset.currentText() == "tutorial" and form.settings().preset == "tutorial"
+
+
 def test_advanced_section_shows_and_edits_schedule_decay_smoothing_and_strength(form, qtbot):
     from PySide6.QtCore import Qt
 
