@@ -246,6 +246,35 @@ def _choose(mask: np.ndarray, contrast: np.ndarray, edge: np.ndarray) -> tuple[n
     return keep[labels], count - 1
 
 
+def _drop_thin_straight_runs(chosen: np.ndarray) -> np.ndarray:
+    """Pieces of paper lines that touch the digit and so came with it: straight horizontal or vertical runs, long
+    against the digit and much thinner than its strokes, are dropped (a stroke as thick as the pen stays)."""
+    cv2 = _cv2()
+    m = chosen.astype(np.uint8)
+    if not m.any():
+        return chosen
+    dist = cv2.distanceTransform(m, cv2.DIST_L2, 3)
+    stroke = 2.0 * float(np.percentile(dist[m > 0], 90))  # the pen's width, from the widest parts of its strokes
+    thick = max(2, int(np.ceil(0.6 * stroke))) | 1        # thinner than this across: a line, not a stroke
+    ys, xs = np.nonzero(m)
+    long = max(9, int(min(0.5 * max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1), 3 * stroke)) | 1)
+    # (odd sizes: OpenCV's opening with an even kernel shifts what it keeps by a pixel)
+    drop = np.zeros_like(m)
+    for along, across in (((1, long), (thick, 1)), ((long, 1), (1, thick))):  # horizontal, then vertical runs
+        runs = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones(along, np.uint8))
+        strokes = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones(across, np.uint8))
+        drop |= runs & (1 - strokes)
+    kept = m & (1 - drop)
+    if kept.sum() < 0.5 * m.sum():
+        return chosen  # most of it was thin and straight: better the whole than a fragment
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(kept, connectivity=8)
+    if count > 2:  # what the lines leave behind in bits (their crossings, short pieces) goes too
+        area = stats[1:, cv2.CC_STAT_AREA]
+        keep = np.concatenate([[False], area >= 0.05 * area.max()])
+        kept = keep[labels].astype(np.uint8)
+    return kept.astype(bool)
+
+
 def find_digit(gray: np.ndarray) -> FoundDigit | None:
     """The photo pipeline on (H, W) gray 0-255: background removed, lines removed, the digit chosen; None if no ink."""
     cv2 = _cv2()
@@ -277,6 +306,7 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
         weak = _remove_lines(smooth > low)
     mask = _hysteresis(weak, smooth > high)
     chosen, candidates = _choose(mask, contrast, edge)
+    chosen = _drop_thin_straight_runs(chosen)
     if not chosen.any():
         return None
     near = cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # its anti-aliased rim too

@@ -165,3 +165,28 @@ def test_a_jpeg_photo_with_flattened_noise_takes_the_photo_route(predictor):
         assert looks_like_photo(to_gray(image))
         answer, _, route = read(predictor, image)
         assert route == "photo" and answer == digit
+
+
+def test_thin_straight_line_pieces_that_came_with_the_digit_are_dropped_and_its_strokes_kept():
+    """A grid line touching the digit joins its ink; a pen stroke as thick as the rest of the digit is no line."""
+    from core.photo import _drop_thin_straight_runs
+
+    mask = np.zeros((300, 300), dtype=bool)
+    mask[60:240, 140:160] = True    # a 1's stem, 20 px wide
+    mask[60:80, 90:160] = True      # ...and its flag, as thick as the stem
+    mask[150:153, 0:300] = True     # a 3 px grid line across the whole photo, through the stem
+    mask[0:300, 220:222] = True     # another, upright, not touching the digit
+    kept = _drop_thin_straight_runs(mask)
+    assert kept[60:240, 140:160].all() and kept[60:80, 90:160].all()  # the digit, flag and all
+    assert not kept[150:153, :130].any() and not kept[150:153, 170:].any()  # the line beyond the stem: gone
+    assert not kept[:, 215:230].any()
+    ys, xs = np.nonzero(kept)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (90, 159, 60, 239)  # the box is the digit's again
+
+
+def test_a_mostly_straight_thin_drawing_is_left_whole():
+    from core.photo import _drop_thin_straight_runs
+
+    mask = np.zeros((200, 200), dtype=bool)
+    mask[100:102, 20:180] = True  # a lone thin line: nothing thicker to keep, so nothing is dropped
+    assert np.array_equal(_drop_thin_straight_runs(mask), mask)
