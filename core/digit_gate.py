@@ -133,7 +133,7 @@ def load_gate(path: Path | str = DEFAULT_GATE) -> DigitGate:
     members = []
     for prefix in prefixes:
         model = gate_net(width)
-        model.load_state_dict({k: tensors[prefix + k].float() if tensors[prefix + k].is_floating_point()
-                               else tensors[prefix + k] for k in one})
+        state = {k: tensors[prefix + k] for k in one}
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         members.append(model)
     return DigitGate(members, threshold, extra if isinstance(extra, dict) else {})
