@@ -107,8 +107,9 @@ PRESETS: dict[str, TrainSettings] = {
 
 
 CUSTOM = "custom"  # the preset name of settings that are no preset's recipe
-# Where the data comes from and what runs the training: changing these keeps a preset's name.
-NOT_RECIPE = ("data_dir", "download", "device", "threads", "my_samples_share")
+# Where the data comes from, what runs the training, and which draw of the randomness: changing these keeps a
+# preset's name (quick with seed 3 is still quick; the run record keeps the seed).
+NOT_RECIPE = ("data_dir", "download", "device", "threads", "my_samples_share", "seed")
 
 
 def full_arch_args(arch: str, arch_args: dict) -> dict:

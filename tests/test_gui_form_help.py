@@ -77,6 +77,8 @@ def test_the_description_follows_the_preset_and_custom_says_where_from_and_what_
     form.epochs.setValue(1)
     assert form.preset.currentText() == "quick" and form.custom_origin() is None
     assert form.preset_description.text() == texts["quick"]
+    form.seed.setValue(7)  # another draw of the same recipe is still quick
+    assert form.preset.currentText() == "quick" and form.settings().preset == "quick"
 
 
 def test_the_preset_box_names_the_origin_of_a_custom_run_and_picking_a_preset_restores_it(form, qtbot):

@@ -79,6 +79,7 @@ def test_another_architecture_starts_from_its_own_defaults_and_a_changed_recipe_
     assert preset("quick", arch="fastnet").preset == "quick"         # its own architecture: still the preset
     assert preset("quick", arch_args={"width": 16}).preset == "quick"  # fastnet's default width, spelled out
     assert preset("quick", data_dir="/mnist", device="cpu", threads=1, download=False).preset == "quick"
+    assert preset("quick", seed=3).preset == "quick"                  # another draw of the same recipe
     assert preset("quick", epochs=3).preset == "custom" and preset("quick", arch="digitnet").preset == "custom"
     assert preset_name(preset("best", epochs=1), "best") == "custom" and preset_name(PRESETS["best"], "best") == "best"
     assert with_arch(PRESETS["best"], "digitnet").arch_args is not PRESETS["best"].arch_args
