@@ -190,3 +190,49 @@ def test_a_mostly_straight_thin_drawing_is_left_whole():
     mask = np.zeros((200, 200), dtype=bool)
     mask[100:102, 20:180] = True  # a lone thin line: nothing thicker to keep, so nothing is dropped
     assert np.array_equal(_drop_thin_straight_runs(mask), mask)
+
+
+def test_the_pen_width_is_the_strokes_not_the_lines_that_came_along_nor_the_corners():
+    import cv2
+
+    from core.photo import _pen_width
+
+    mask = np.zeros((300, 300), dtype=np.uint8)
+    mask[60:240, 140:149] = 1     # a stem 9 px wide
+    mask[60:69, 90:149] = 1       # a flag, as wide, meeting it in a corner
+    mask[150:152, 0:300] = 1      # a 2 px grid line through it, longer than both
+    width = _pen_width(mask, cv2.distanceTransform(mask, cv2.DIST_L2, 3))
+    assert 8 <= width <= 10
+
+
+def test_specks_far_pieces_and_line_remnants_beside_the_digit_are_dropped_and_its_own_pieces_kept():
+    """What is left with the digit once line pieces are gone: dust beside it, a mark that had joined through a
+    line, a bit of a thin grid line. A 5 written in two strokes keeps both."""
+    from core.photo import _drop_strays
+
+    mask = np.zeros((300, 300), dtype=bool)
+    mask[80:220, 120:132] = True   # a 5's stem and belly, 12 px pen (one piece)
+    mask[200:212, 120:190] = True
+    mask[80:92, 136:200] = True    # its top bar, a separate stroke 4 px away
+    mask[150:158, 150:158] = True  # a speck of dust beside it
+    mask[270:290, 260:290] = True  # a mark in the corner, beyond reach once the line between is gone
+    mask[120:122, 200:240] = True  # a 2 px remnant of a grid line
+    kept = _drop_strays(mask)
+    assert kept[80:220, 120:132].all() and kept[80:92, 136:200].all()  # the 5, both strokes
+    assert not kept[150:158, 150:158].any() and not kept[270:290, 260:290].any()
+    assert not kept[120:122, 200:240].any()
+
+
+def test_a_crossbar_a_little_thinner_than_the_pen_is_kept_where_a_thin_line_goes():
+    """A 96 px photo's 4: 5 px strokes, the bar 4 px after JPEG, strokes crossing. The bar is the digit's; the width
+    read from the crossings (7 px there) once took it for a line, and the 4 became a 1."""
+    from core.photo import _drop_thin_straight_runs
+
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[10:90, 60:65] = True    # the 4's stem, 5 px
+    mask[10:60, 25:30] = True    # its other stroke, 5 px
+    mask[55:59, 20:80] = True    # the bar, 4 px, crossing both
+    mask[75:77, 0:100] = True    # a 2 px grid line through the stem
+    kept = _drop_thin_straight_runs(mask)
+    assert kept[55:59, 20:80].all() and kept[10:90, 60:65].all() and kept[10:60, 25:30].all()
+    assert not kept[75:77, :55].any() and not kept[75:77, 70:].any()
