@@ -236,3 +236,14 @@ def test_a_crossbar_a_little_thinner_than_the_pen_is_kept_where_a_thin_line_goes
     kept = _drop_thin_straight_runs(mask)
     assert kept[55:59, 20:80].all() and kept[10:90, 60:65].all() and kept[10:60, 25:30].all()
     assert not kept[75:77, :55].any() and not kept[75:77, 70:].any()
+
+
+@pytest.mark.parametrize("tilt", [5.8, -8.2])
+def test_a_small_digit_on_a_turned_ruled_page_is_read_with_the_lines_gone(predictor, tilt):
+    """A 1600x1200 photo, the page turned on the table: its ruled lines, ~1000 px long once shrunk, spread over
+    several rows at any angle a little off theirs, so they were not found and a 7 read as 8 or 6."""
+    c = Conditions(size=(1600, 1200), digit_share=0.12, lines="ruled", tilt_deg=tilt, line_spacing=0.5, ink="blue")
+    for digit in (4, 7):
+        answer, region, _route = read(predictor, photo(digit, c))
+        assert answer == digit, f"read a {digit} as {answer}"
+        assert_region_is_the_digit(region, c)
