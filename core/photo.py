@@ -5,13 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.paper_lines import line_runs, opencv, page_tilt, remove_lines
+
 WORK_SIDE = 1000         # photos are searched at most this big (px, longer side): a 12 MP photo in ~100 ms
 MIN_PHOTO_SIDE = 48      # smaller images (thumbnails, MNIST's own 28x28) always take the drawing path
 FLAT_LEVELS = 0.5        # a clean drawing's paper is exactly its median level (a photo's: noise), over
 MIN_PAPER = 0.4          # ...over at least this share of the image
 FAINT_SHARE = 0.1        # a drawing has almost no faintly-off-paper pixels; JPEG'd photo paper has them over this share
-LINE_COVERAGE = 0.6      # a row or column inked along this share of the image is a paper line, not a digit
-MAX_TILT_DEG = 15.0      # ruled or grid lines are looked for up to this angle either way
 BACKGROUND_SHARE = 0.25  # the background filter is this share of the (small) image's side: wider than any stroke
 STRAY_REACH = 0.25       # pieces further than this share of the digit's size from it are not of it
 SPECK_AREA = 0.1         # a speck: less ink than this share of the digit's main piece...
@@ -31,15 +31,9 @@ class FoundDigit:
     candidates: int        # inked groups found before choosing
 
 
-def _cv2():
-    import cv2  # imported on the first photo: drawings on the pad never pay for it
-
-    return cv2
-
-
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) float32 luminance 0-255, ITU-R 601 weights as Pillow's convert("L")."""
-    cv2 = _cv2()
+    cv2 = opencv()
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
@@ -60,7 +54,7 @@ def looks_like_photo(gray: np.ndarray) -> bool:
         return True                       # JPEG flattened the noise, but shading, texture and faint lines remain
     ink = deviation > 32
     # two or more separate lines inked edge to edge: ruled paper (one full row may be a digit's bar cropped tight)
-    return max(_line_runs(ink.sum(1), ink.shape[1], share=0.9), _line_runs(ink.sum(0), ink.shape[0], share=0.9)) >= 2
+    return max(line_runs(ink.sum(1), ink.shape[1], share=0.9), line_runs(ink.sum(0), ink.shape[0], share=0.9)) >= 2
 
 
 def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.ndarray | None = None
@@ -71,7 +65,7 @@ def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.nda
         raise ValueError(f"the erase mask is {erase.shape[1]}x{erase.shape[0]} pixels but the image is "
                          f"{gray.shape[1]}x{gray.shape[0]}")
     if erase is not None and erase.any():
-        cv2 = _cv2()
+        cv2 = opencv()
         mask = erase.astype(np.uint8)
         # inpainting continues the paper's shading and texture into the erased pixels (a flat fill leaves a patch)
         gray = cv2.inpaint(np.clip(gray, 0, 255).astype(np.uint8), mask, 3, cv2.INPAINT_TELEA).astype(np.float32)
@@ -87,7 +81,7 @@ def erase_and_crop(gray: np.ndarray, region: Region | None = None, erase: np.nda
 def _estimate_size(small: np.ndarray) -> np.ndarray:
     """`small` shrunk by a whole factor (area average) to a longer side of about 400 px or less, for estimating the
     paper, which varies slowly: the wide filters then run on up to 36x fewer pixels."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = small.shape
     factor = max(1, max(h, w) // 400)
     return cv2.resize(small, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
@@ -101,7 +95,7 @@ def _background_kernel(tiny: np.ndarray) -> int:
 def _contrast(small: np.ndarray) -> np.ndarray:
     """Ink strength (h, w) in [0, 1] of a dark-ink image: 1 - pixel / local paper, the paper estimated by a
     morphological closing far wider than any stroke (keeps shadows' and the page's edges, removes the ink)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = small.shape
     tiny = _estimate_size(small)
     k = _background_kernel(tiny)
@@ -117,7 +111,7 @@ def _light_ink(small: np.ndarray) -> bool:
     """Polarity: light ink on a dark board only when both tests say so (dark ink on paper is far more common):
     the far tail of the pixels is light, both from the local median (a shadow's edge reaches both ways) and
     from the global one (strokes wider than the local window fool the first)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     tiny = _estimate_size(np.clip(small, 0, 255).astype(np.uint8))
     k = min(255, _background_kernel(tiny))  # wider than twice a stroke (medianBlur takes at most 255 on uint8)
     away = tiny.astype(np.float32) - cv2.medianBlur(tiny, k)
@@ -127,7 +121,7 @@ def _light_ink(small: np.ndarray) -> bool:
 
 def _thresholds(contrast: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Smoothed contrast and the (low, high) ink thresholds, relative to the paper's own noise and the darkest ink."""
-    cv2 = _cv2()
+    cv2 = opencv()
     smooth = cv2.GaussianBlur(contrast, (3, 3), 0)
     level = float(np.median(smooth))
     noise = 1.4826 * float(np.median(np.abs(smooth - level))) + 1e-3
@@ -137,7 +131,7 @@ def _thresholds(contrast: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def _hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     """The weak pixels connected to a strong one: faint stroke edges grow from the dark stroke cores."""
-    cv2 = _cv2()
+    cv2 = opencv()
     count, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
     seeded = np.zeros(count, dtype=bool)
     seeded[np.unique(labels[strong & weak])] = True
@@ -145,94 +139,10 @@ def _hysteresis(weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
     return seeded[labels]
 
 
-def _line_runs(counts: np.ndarray, length: float, share: float = LINE_COVERAGE) -> int:
-    """How many separate runs of projection bins are inked along `share` of `length`."""
-    full = np.concatenate([[False], counts >= share * length, [False]])
-    return int(np.count_nonzero(full[1:] & ~full[:-1]))
-
-
-def _tilt(mask: np.ndarray) -> float | None:
-    """The angle (degrees) that makes paper lines in `mask` horizontal/vertical, or None when there are none: the
-    rotation under which two or more separate lines each reach along LINE_COVERAGE of the image (one long stroke of
-    a big digit is not ruled paper), then to a tenth of a degree by the sharpest projection."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) < 50:
-        return None
-    h, w = mask.shape
-    step = max(1, len(xs) // 40_000)      # every step-th inked pixel: 70 projections stay ~1 ms each
-    ys, xs = ys[::step], xs[::step]
-    cell = max(1, round(max(h, w) / 250))  # px: a line 0.25 degrees off spreads over 4 rows of a 1000 px photo
-
-    def reach(angle: float) -> float:
-        """How far along the image the longest line reaches, as a share, if two or more reach LINE_COVERAGE. The
-        extent of ink along 8 px bands, not its count: a line a little off the angle stays in one band, and a
-        thick stroke counts once."""
-        t = np.deg2rad(angle)
-        across = np.round(ys * np.cos(t) - xs * np.sin(t)).astype(np.int64) + w   # turned rows...
-        along = np.round(xs * np.cos(t) + ys * np.sin(t)).astype(np.int64) + h    # ...and columns
-        across, along = (across - across.min()) // cell, (along - along.min()) // cell
-        shares = []
-        for band, position, length in ((across, along, w), (along, across, h)):
-            seen = np.zeros((int(band.max()) + 2, int(position.max()) + 1), dtype=bool)
-            seen[band, position] = True
-            extent = (seen[:-1] | seen[1:]).sum(1) * cell  # px along, per 8 px band (bands overlap by half)
-            if _line_runs(extent, length) >= 2:
-                shares.append(extent.max() / length)
-        return max(shares, default=0.0)
-
-    def sharpness(angle: float) -> float:
-        t = np.deg2rad(angle)
-        rows = np.bincount(np.round(ys * np.cos(t) - xs * np.sin(t)).astype(np.int64) + w)  # pixels per turned row
-        cols = np.bincount(np.round(xs * np.cos(t) + ys * np.sin(t)).astype(np.int64) + h)
-        return max(rows.max() / w, cols.max() / h)
-
-    best, best_angle = 0.0, None
-    for angle in sorted(np.arange(-MAX_TILT_DEG, MAX_TILT_DEG + 0.01, 0.5), key=abs):  # on a tie the smallest turn
-        found = sharpness(angle) if reach(angle) > 0 else 0.0  # lines there; the sharpest such angle
-        if found > best + 0.01:
-            best, best_angle = found, float(angle)
-    if best_angle is None:
-        return None
-    return max(np.arange(best_angle - 0.4, best_angle + 0.41, 0.1), key=sharpness)
-
-
-def _remove_lines(mask: np.ndarray) -> np.ndarray:
-    """Drop horizontal and vertical page-wide lines (ruled, grid, margin) from an upright mask; where a stroke
-    crosses a line or lies along it (ink thicker across than the line), its pixels are kept."""
-    cv2 = _cv2()
-    h, w = mask.shape
-    m = mask.astype(np.uint8)
-    cleaned = m.copy()
-    for horizontal in (True, False):
-        rows = m if horizontal else np.ascontiguousarray(m.T)  # lines run along these rows
-        n = rows.shape[1]
-        band = rows.copy()                            # a line not quite level spreads over neighbouring rows
-        band[1:] |= rows[:-1]
-        band[:-1] |= rows[1:]
-        runs = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones((1, max(15, n // 5)), np.uint8))  # long straight runs
-        extent = n - runs[:, ::-1].argmax(1) - runs.argmax(1)
-        # rows whose long runs add up to half a line's share and reach from side to side are a paper line, even
-        # where it breaks up; a digit's long stroke reaches across only part of the page
-        along = (runs.mean(1) >= 0.5 * LINE_COVERAGE) & (extent >= 0.75 * n) & runs.any(1)
-        if not along.any():
-            continue
-        edges = np.diff(np.concatenate([[0], along.astype(np.int8), [0]]))
-        thickness = int(np.max(np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]))  # the widest line, in rows
-        along = np.convolve(along, np.ones(5), mode="same") > 0  # the lines' fuzzy sides too
-        lines = np.zeros_like(rows)
-        lines[along] = 1
-        lines = lines if horizontal else np.ascontiguousarray(lines.T)
-        # ink running across the line further than the line is thick is a stroke crossing it or lying on it: kept
-        across = thickness + 5
-        strokes = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((across, 1) if horizontal else (1, across), np.uint8))
-        cleaned &= 1 - (lines & (1 - strokes))
-    return cleaned.astype(bool)
-
-
 def _choose(mask: np.ndarray, contrast: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, int]:
     """The digit's pixels: nearby pieces grouped, each group scored by ink mass, closeness to the centre and not
     touching the image's edge (table, page edge, shadow); pieces close to the winner and not specks join it."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = mask.shape
     gap = max(2, round(0.01 * max(h, w)))
     grouped = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gap + 1,) * 2))
@@ -272,7 +182,7 @@ def _pen_width(mask: np.ndarray, dist: np.ndarray) -> float:
     by its distance, i.e. by the ink it stands for. A thin line piece that came along is long but little ink, and
     corners and crossings, where the distance is larger, are few. (Weighting by the distance squared read 6 more
     of 1,200 tune photos wrong: it takes the thick parts of a stroke for the pen.)"""
-    cv2 = _cv2()
+    cv2 = opencv()
     middle = np.sort(dist[(dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & (mask > 0)])
     if not len(middle):
         return 1.0
@@ -284,7 +194,7 @@ def _pen_width(mask: np.ndarray, dist: np.ndarray) -> float:
 def _drop_thin_straight_runs(chosen: np.ndarray) -> np.ndarray:
     """Pieces of paper lines that touch the digit and so came with it: straight horizontal or vertical runs, long
     against the digit and much thinner than its strokes, are dropped (a stroke as thick as the pen stays)."""
-    cv2 = _cv2()
+    cv2 = opencv()
     m = chosen.astype(np.uint8)
     if not m.any():
         return chosen
@@ -313,9 +223,9 @@ def _drop_strays(chosen: np.ndarray) -> np.ndarray:
     """Pieces that came with the digit but are not of it, once the line pieces are gone. The digit's main piece
     (the largest) stays, and another piece goes when it is
     - beyond reach of the main piece (it had joined through a line piece that is now dropped);
-    - a speck: small and round, a dot of dust beside the stroke;
+    - a speck: little ink and short, a dot of dust beside the stroke;
     - far thinner than the digit's strokes (what a grid leaves): one pen writes one width."""
-    cv2 = _cv2()
+    cv2 = opencv()
     m = chosen.astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     if count <= 2:
@@ -342,7 +252,7 @@ def _drop_strays(chosen: np.ndarray) -> np.ndarray:
 
 def find_digit(gray: np.ndarray) -> FoundDigit | None:
     """The photo pipeline on (H, W) gray 0-255: background removed, lines removed, the digit chosen; None if no ink."""
-    cv2 = _cv2()
+    cv2 = opencv()
     h, w = gray.shape
     scale = min(1.0, WORK_SIDE / max(h, w))
     small = np.asarray(gray, dtype=np.float32)
@@ -355,7 +265,7 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
     weak = smooth > low
     if not weak.any():
         return None
-    tilt = _tilt(weak)
+    tilt = page_tilt(weak)
     sh, sw = small.shape
     edge = np.zeros((sh, sw), dtype=bool)
     edge[:2], edge[-2:], edge[:, :2], edge[:, -2:] = True, True, True, True
@@ -368,7 +278,7 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
         # what turns in from outside the photo is edge too: ink reaching it is the table or the page's edge
         outside = cv2.warpAffine(np.ones((sh, sw), np.uint8), turn, (sw, sh), flags=cv2.INTER_NEAREST) == 0
         edge |= cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        weak = _remove_lines(smooth > low)
+        weak = remove_lines(smooth > low)
     mask = _hysteresis(weak, smooth > high)
     chosen, candidates = _choose(mask, contrast, edge)
     chosen = _drop_strays(_drop_thin_straight_runs(chosen))
