@@ -20,8 +20,8 @@ from PIL import Image
 
 from bench._common import REPO, child_env, emit, format_table, log, machine, machine_line, median, percentile, run_child
 from core import pen_digits
-from core.models import tutorial
 from core.digit_gate import load_gate
+from core.models import tutorial
 from core.predict import Predictor
 from core.preprocess import preprocess
 

@@ -32,37 +32,38 @@ def page_tilt(mask: np.ndarray) -> float | None:
     ys, xs = ys[::step], xs[::step]
     cell = max(1, round(max(h, w) / 250))  # px: a line 0.25 degrees off spreads over 4 rows of a 1000 px photo
 
-    def reach(angle: float) -> float:
-        """How far along the image the longest line reaches, as a share, if two or more reach LINE_COVERAGE. The
-        extent of ink along bands two cells wide, not its count: a line a little off the angle stays in one band,
-        and a thick stroke counts once."""
+    def turned(angle: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each inked pixel's row and column (px, >= 0) in the mask turned by `angle`."""
         t = np.deg2rad(angle)
-        across = np.round(ys * np.cos(t) - xs * np.sin(t)).astype(np.int64) + w   # turned rows...
-        along = np.round(xs * np.cos(t) + ys * np.sin(t)).astype(np.int64) + h    # ...and columns
+        across = np.round(ys * np.cos(t) - xs * np.sin(t)).astype(np.int64) + w
+        along = np.round(xs * np.cos(t) + ys * np.sin(t)).astype(np.int64) + h
+        return across, along
+
+    def has_lines(across: np.ndarray, along: np.ndarray) -> bool:
+        """Whether two or more separate lines reach along LINE_COVERAGE of the image: the extent of ink along bands
+        two cells wide, not its count (a line a little off the angle stays in one band, a thick stroke counts once)."""
         across, along = (across - across.min()) // cell, (along - along.min()) // cell
-        shares = []
         for band, position, length in ((across, along, w), (along, across, h)):
             seen = np.zeros((int(band.max()) + 2, int(position.max()) + 1), dtype=bool)
             seen[band, position] = True
             extent = (seen[:-1] | seen[1:]).sum(1) * cell  # px along, per band (bands overlap by a cell)
             if line_runs(extent, length) >= 2:
-                shares.append(extent.max() / length)
-        return max(shares, default=0.0)
+                return True
+        return False
 
-    def sharpness(angle: float) -> float:
-        t = np.deg2rad(angle)
-        rows = np.bincount(np.round(ys * np.cos(t) - xs * np.sin(t)).astype(np.int64) + w)  # pixels per turned row
-        cols = np.bincount(np.round(xs * np.cos(t) + ys * np.sin(t)).astype(np.int64) + h)
-        return max(rows.max() / w, cols.max() / h)
+    def sharpness(across: np.ndarray, along: np.ndarray) -> float:
+        """The fullest turned row or column (sampled pixels over the side): highest at the lines' exact angle."""
+        return max(np.bincount(across).max() / w, np.bincount(along).max() / h)
 
     best, best_angle = 0.0, None
     for angle in sorted(np.arange(-MAX_TILT_DEG, MAX_TILT_DEG + 0.01, 0.5), key=abs):  # on a tie the smallest turn
-        found = sharpness(angle) if reach(angle) > 0 else 0.0  # lines there; the sharpest such angle
+        projected = turned(angle)
+        found = sharpness(*projected) if has_lines(*projected) else 0.0  # lines there; the sharpest such angle
         if found > best + 0.01:
             best, best_angle = found, float(angle)
     if best_angle is None:
         return None
-    return max(np.arange(best_angle - 0.4, best_angle + 0.41, 0.1), key=sharpness)
+    return max(np.arange(best_angle - 0.4, best_angle + 0.41, 0.1), key=lambda angle: sharpness(*turned(angle)))
 
 
 def remove_lines(mask: np.ndarray) -> np.ndarray:

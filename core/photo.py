@@ -13,7 +13,7 @@ FLAT_LEVELS = 0.5        # a clean drawing's paper is exactly its median level (
 MIN_PAPER = 0.4          # ...over at least this share of the image
 FAINT_SHARE = 0.1        # a drawing has almost no faintly-off-paper pixels; JPEG'd photo paper has them over this share
 BACKGROUND_SHARE = 0.25  # the background filter is this share of the (small) image's side: wider than any stroke
-STRAY_REACH = 0.25       # pieces further than this share of the digit's size from it are not of it
+STRAY_REACH = 0.25       # pieces further than this share of the digit's size from it are not of it (_choose too)
 SPECK_AREA = 0.1         # a speck: less ink than this share of the digit's main piece...
 SPECK_SIDE = 3.0         # ...and no longer than this many pen widths
 THIN_PIECE = 0.4         # a piece thinner than this share of the pen's width is a paper line's remnant
@@ -163,7 +163,7 @@ def _choose(mask: np.ndarray, contrast: np.ndarray, edge: np.ndarray) -> tuple[n
     best = int(np.argmax(score))
     chosen = {best}
     x0, y0, x1, y1 = x[best], y[best], x[best] + bw[best], y[best] + bh[best]
-    reach = 0.25 * max(bw[best], bh[best])
+    reach = STRAY_REACH * max(bw[best], bh[best])
     for i in np.argsort(-score):
         if i in chosen or i == 0 or score[i] <= 0 or touches[i] or mass[i] < 0.03 * mass[best]:
             continue
