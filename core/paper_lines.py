@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 LINE_COVERAGE = 0.6      # a row or column inked along this share of the image is a paper line, not a digit
+CROSSING_COVERAGE = 0.85  # one line each way reaching this far is a grid too (a digit's crossing strokes stop short)
+STROKE_OVER_LINE = 2.0   # ink this many times the contrast of the lines' median pixel is a pen stroke on a line
 MAX_TILT_DEG = 15.0      # ruled or grid lines are looked for up to this angle either way
 
 
@@ -40,16 +42,19 @@ def page_tilt(mask: np.ndarray) -> float | None:
         return across, along
 
     def has_lines(across: np.ndarray, along: np.ndarray) -> bool:
-        """Whether two or more separate lines reach along LINE_COVERAGE of the image: the extent of ink along bands
-        two cells wide, not its count (a line a little off the angle stays in one band, a thick stroke counts once)."""
+        """Whether two or more separate parallel lines reach along LINE_COVERAGE of the image, or one line each way
+        along CROSSING_COVERAGE (a grid with a single line in view): the extent of ink along bands two cells wide,
+        not its count (a line a little off the angle stays in one band, a thick stroke counts once)."""
         across, along = (across - across.min()) // cell, (along - along.min()) // cell
+        crossing = 0
         for band, position, length in ((across, along, w), (along, across, h)):
             seen = np.zeros((int(band.max()) + 2, int(position.max()) + 1), dtype=bool)
             seen[band, position] = True
             extent = (seen[:-1] | seen[1:]).sum(1) * cell  # px along, per band (bands overlap by a cell)
             if line_runs(extent, length) >= 2:
                 return True
-        return False
+            crossing += line_runs(extent, length, CROSSING_COVERAGE) >= 1
+        return crossing == 2
 
     def sharpness(across: np.ndarray, along: np.ndarray) -> float:
         """The fullest turned row or column (sampled pixels over the side): highest at the lines' exact angle."""
@@ -66,9 +71,14 @@ def page_tilt(mask: np.ndarray) -> float | None:
     return max(np.arange(best_angle - 0.4, best_angle + 0.41, 0.1), key=lambda angle: sharpness(*turned(angle)))
 
 
-def remove_lines(mask: np.ndarray) -> np.ndarray:
+def remove_lines(mask: np.ndarray, inside: np.ndarray | None = None, strength: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Drop horizontal and vertical page-wide lines (ruled, grid, margin) from an upright mask; where a stroke
-    crosses a line or lies along it (ink thicker across than the line), its pixels are kept."""
+    crosses a line or lies along it, its pixels are kept: ink thicker across than the line, or (given `strength`,
+    the (h, w) ink contrast) far darker than the lines' typical pixel, as pen is against printed lines.
+    `inside` (h, w) bool: the pixels that come from the photo when it was turned upright (None: all); a line is
+    measured against the part of its row inside the photo, because a turned page's lines end where the photo's
+    tilted edge cuts them."""
     cv2 = opencv()
     h, w = mask.shape
     m = mask.astype(np.uint8)
@@ -76,6 +86,11 @@ def remove_lines(mask: np.ndarray) -> np.ndarray:
     for horizontal in (True, False):
         rows = m if horizontal else np.ascontiguousarray(m.T)  # lines run along these rows
         n = rows.shape[1]
+        if inside is None:
+            length = np.full(rows.shape[0], float(n))
+        else:  # a row mostly outside the photo is no line's row (a stroke in a corner is not cut short by it)
+            length = (inside if horizontal else inside.T).sum(1).astype(np.float64)
+            length = np.where(length >= 0.5 * n, length, np.inf)
         band = rows.copy()                            # a line not quite level spreads over neighbouring rows
         band[1:] |= rows[:-1]
         band[:-1] |= rows[1:]
@@ -83,7 +98,7 @@ def remove_lines(mask: np.ndarray) -> np.ndarray:
         extent = n - runs[:, ::-1].argmax(1) - runs.argmax(1)
         # rows whose long runs add up to half a line's share and reach from side to side are a paper line, even
         # where it breaks up; a digit's long stroke reaches across only part of the page
-        along = (runs.mean(1) >= 0.5 * LINE_COVERAGE) & (extent >= 0.75 * n) & runs.any(1)
+        along = (runs.sum(1) >= 0.5 * LINE_COVERAGE * length) & (extent >= 0.75 * length) & runs.any(1)
         if not along.any():
             continue
         edges = np.diff(np.concatenate([[0], along.astype(np.int8), [0]]))
@@ -95,5 +110,9 @@ def remove_lines(mask: np.ndarray) -> np.ndarray:
         # ink running across the line further than the line is thick is a stroke crossing it or lying on it: kept
         across = thickness + 5
         strokes = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((across, 1) if horizontal else (1, across), np.uint8))
-        cleaned &= 1 - (lines & (1 - strokes))
+        on_line = lines & (1 - strokes)
+        if strength is not None and (on_line & m).any():
+            line_level = float(np.median(strength[(on_line & m) > 0]))
+            on_line &= (strength < STROKE_OVER_LINE * line_level).astype(np.uint8)
+        cleaned &= 1 - on_line
     return cleaned.astype(bool)

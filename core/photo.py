@@ -278,7 +278,7 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
         # what turns in from outside the photo is edge too: ink reaching it is the table or the page's edge
         outside = cv2.warpAffine(np.ones((sh, sw), np.uint8), turn, (sw, sh), flags=cv2.INTER_NEAREST) == 0
         edge |= cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        weak = remove_lines(smooth > low)
+        weak = remove_lines(smooth > low, inside=~outside, strength=smooth)
     mask = _hysteresis(weak, smooth > high)
     chosen, candidates = _choose(mask, contrast, edge)
     chosen = _drop_strays(_drop_thin_straight_runs(chosen))

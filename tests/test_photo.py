@@ -247,3 +247,18 @@ def test_a_small_digit_on_a_turned_ruled_page_is_read_with_the_lines_gone(predic
         answer, region, _route = read(predictor, photo(digit, c))
         assert answer == digit, f"read a {digit} as {answer}"
         assert_region_is_the_digit(region, c)
+
+
+@pytest.mark.parametrize("tilt", [5.0, 9.5])
+def test_a_turned_page_with_one_ruled_line_and_the_margin_in_view_is_levelled(predictor, tilt):
+    """A big 7 on widely ruled paper: one ruled line across and the margin down. Two parallel lines were once needed
+    to call it paper, so the page stayed turned and its lines stayed in the crop."""
+    from core.photo import find_digit
+
+    c = Conditions(size=(427, 320), digit_share=0.65, lines="ruled", line_spacing=1.0, tilt_deg=tilt)
+    image = photo(7, c)
+    found = find_digit(to_gray(image))
+    assert found is not None and abs(found.tilt_deg + tilt) <= 0.5
+    answer, region, _route = read(predictor, image)
+    assert answer == 7
+    assert_region_is_the_digit(region, c)
