@@ -146,7 +146,8 @@ def tune_sweep(scored: list[Scored]) -> list[dict]:
                          "real_digits_flagged_max": max((f for d, _p, f in flags if d), default=0.0),
                          "drawn_digits_flagged_max": max((f for d, photo, f in flags if d and not photo), default=0.0),
                          "photo_digits_flagged_max": max((f for d, photo, f in flags if d and photo), default=None),
-                         "non_digits_flagged_mean": float(np.mean([f for d, _p, f in flags if not d] or [0.0]))})
+                         "non_digits_flagged_mean": float(np.mean([f for d, _p, f in flags if not d] or [0.0])),
+                         "non_digits_flagged_min": min((f for d, _p, f in flags if not d), default=0.0)})
     return rows
 
 
@@ -273,13 +274,15 @@ def main(argv: list[str] | None = None) -> int:
                       "no verdict (before)", "top guess right", "mistakes flagged", "ECE raw -> calibrated"],
                      table, "lllrrrr" + "r" * (baseline_gate is not None) + "rrrrr"),
         *(summary_line(split, v) for split, v in summary.items()),
-        "how the thresholds were chosen (tune sets only: worst real-digit set, without and with photos; mean of the "
-        "non-digit sets):",
+        "how the thresholds were chosen (tune sets only: worst real-digit set, without and with photos; mean and worst "
+        "of the non-digit sets):",
         format_table(["gate threshold", "not sure below", "drawn/typed digits flagged (max)",
-                      "photo digits flagged", "real digits flagged (max)", "non-digits flagged (mean)"],
+                      "photo digits flagged", "real digits flagged (max)", "non-digits flagged (mean)",
+                      "non-digits flagged (worst set)"],
                      [[f"{r['gate_threshold']:.2f}", f"{r['unsure_below']:.2f}", pct(r["drawn_digits_flagged_max"]),
                        pct(r["photo_digits_flagged_max"]) if r["photo_digits_flagged_max"] is not None else "-",
-                       pct(r["real_digits_flagged_max"]), pct(r["non_digits_flagged_mean"])] for r in sweep]),
+                       pct(r["real_digits_flagged_max"]), pct(r["non_digits_flagged_mean"]),
+                       pct(r["non_digits_flagged_min"])] for r in sweep]),
         *notes, machine_line(info)])
     emit(report, text, args.json)
     return 0

@@ -189,3 +189,18 @@ def test_photo_sets_in_the_not_digit_benchmark_and_a_baseline_gate_on_the_same_i
         assert s.flags(gate.threshold, 0.5) == s.flags(gate.threshold, 0.5, not_digit_scores=s.baseline)
     blank_flagged = np.mean([s.flags(gate.threshold, 0.5)["flagged"] for s in scored if not s.is_digit])
     assert blank_flagged >= 0.8, f"only {blank_flagged:.0%} of blank photos were flagged"
+
+
+def test_the_threshold_sweep_reports_the_worst_non_digit_set_as_the_choice_rule_needs():
+    """The rule keeps thresholds at which every non-digit tune set is >= 92% flagged: the worst set, not the mean."""
+    from bench.not_digits import Scored, tune_sweep
+
+    sure = np.tile(np.eye(10)[3], (4, 1))                  # four confident 3s: never "not sure"
+    letters = Scored("letters-tune", "tune", False, sure, np.array([0.95, 0.95, 0.95, 0.55]))
+    dots = Scored("dots-tune", "tune", False, sure, np.array([0.99, 0.99, 0.99, 0.99]))
+    digits = Scored("fonts-tune", "tune", True, sure, np.array([0.1, 0.1, 0.1, 0.65]))
+    held = Scored("letters-heldout", "heldout", False, sure, np.zeros(4))  # held out: never part of the choice
+    rows = {r["gate_threshold"]: r for r in tune_sweep([letters, dots, digits, held]) if r["unsure_below"] == 0.4}
+    assert rows[0.5]["non_digits_flagged_min"] == 1.0 and rows[0.5]["drawn_digits_flagged_max"] == 0.25
+    assert rows[0.6]["non_digits_flagged_min"] == 0.75 and rows[0.6]["non_digits_flagged_mean"] == 0.875
+    assert rows[0.6]["drawn_digits_flagged_max"] == 0.25 and rows[0.7]["drawn_digits_flagged_max"] == 0.0
