@@ -21,7 +21,7 @@ FORMAT_VERSION = 2         # 2: one or more members, keys "member{i}.<key>"; 1 (
 DEFAULT_GATE = Path(__file__).resolve().parent.parent / "resources" / "digit_gate.safetensors"
 MAX_GATE_BYTES = 4 * 2**20   # the shipped gate is ~0.75 MB (three members); nothing larger is read
 MAX_MEMBERS = 8
-DEFAULT_THRESHOLD = 0.6      # P(not one digit) at or above this: "not a digit" (the file's own value wins)
+DEFAULT_THRESHOLD = 0.7      # P(not one digit) at or above this: "not a digit" (the file's own value wins)
 
 
 class GateError(Exception):

@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"share of the pages, digits and non-digits alike, given paper-line remnants (default "
                         f"{LINE_REMNANT_SHARE})")
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
-    p.add_argument("--threshold", type=float, default=0.60,
-                   help="P(not one digit) from which a page is a non-digit (0.60: chosen on bench/not_digits.py's "
+    p.add_argument("--threshold", type=float, default=0.70,
+                   help="P(not one digit) from which a page is a non-digit (0.70: chosen on bench/not_digits.py's "
                         "tune sets, see bench/README.md)")
     args = p.parse_args(argv)
     threads = torch.get_num_threads()
