@@ -27,7 +27,7 @@ from PIL import Image
 from torch import nn
 
 from core import augment as augmentation
-from core.digit_gate import gate_net, save_gate
+from core.digit_gate import DEFAULT_THRESHOLD, gate_net, save_gate
 from core.not_digits import KINDS, frame, make_page, pen_digit_mask
 from core.preprocess import preprocess
 
@@ -272,9 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"share of the pages, digits and non-digits alike, given paper-line remnants (default "
                         f"{LINE_REMNANT_SHARE})")
     p.add_argument("--cache", help="keep the generated images in this file and reuse them (same seed only)")
-    p.add_argument("--threshold", type=float, default=0.70,
-                   help="P(not one digit) from which a page is a non-digit (0.70: chosen on bench/not_digits.py's "
-                        "tune sets, see bench/README.md)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"P(not one digit) from which a page is a non-digit ({DEFAULT_THRESHOLD:.2f}: chosen on "
+                        "bench/not_digits.py's tune sets, see bench/README.md)")
     args = p.parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, args.threads))

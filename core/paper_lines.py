@@ -24,8 +24,9 @@ def line_runs(counts: np.ndarray, length: float, share: float = LINE_COVERAGE) -
 
 def page_tilt(mask: np.ndarray) -> float | None:
     """The angle (degrees) that makes paper lines in `mask` horizontal/vertical, or None when there are none: the
-    rotation under which two or more separate lines each reach along LINE_COVERAGE of the image (one long stroke of
-    a big digit is not ruled paper), then to a tenth of a degree by the sharpest projection."""
+    rotation under which two or more separate parallel lines each reach along LINE_COVERAGE of the image, or one
+    line each way CROSSING_COVERAGE (one long stroke of a big digit is not ruled paper), then to a tenth of a degree
+    by the sharpest projection."""
     ys, xs = np.nonzero(mask)
     if len(xs) < 50:
         return None
@@ -80,7 +81,6 @@ def remove_lines(mask: np.ndarray, inside: np.ndarray | None = None, strength: n
     measured against the part of its row inside the photo, because a turned page's lines end where the photo's
     tilted edge cuts them."""
     cv2 = opencv()
-    h, w = mask.shape
     m = mask.astype(np.uint8)
     cleaned = m.copy()
     for horizontal in (True, False):
