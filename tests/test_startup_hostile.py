@@ -137,6 +137,12 @@ def test_the_log_file_is_never_a_fifo_and_unwritable_records_are_dropped(tmp_pat
 
 
 # ---------------------------------------------------------------- Ctrl+C (subprocesses, synchronised on their imports)
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child before exec: SIGINT back to its default, as in a terminal. A suite started as a background
+    job (`pytest &` in a script) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Program:
     """`python -X importtime main.py ...`: its stderr names each module as it is imported, so a test can send
     SIGINT at a known stage of start-up without sleeping."""
@@ -145,7 +151,8 @@ class Program:
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen", DIGIT_RECOGNIZER_HOME=str(tmp_path / "home"),
                    XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen([sys.executable, "-X", "importtime", "main.py", *args], cwd=ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        preexec_fn=_ctrl_c_as_at_a_terminal)
         self._lines: queue.Queue[str] = queue.Queue()
         self._stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
