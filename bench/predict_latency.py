@@ -22,8 +22,9 @@ from bench._common import REPO, child_env, emit, format_table, log, machine, mac
 from core import pen_digits
 from core.digit_gate import load_gate
 from core.models import tutorial
+from core.photo import Reading
 from core.predict import Predictor
-from core.preprocess import preprocess
+from core.preprocess import preprocess, preprocess_gray, to_gray
 
 SIDE = 280  # the drawing pad's paper, as gui/drawing_pad.py hands it to the predictor
 
@@ -154,8 +155,20 @@ def phone_photos(args: argparse.Namespace) -> list[dict]:
         labels.append(digit)
     predictor = Predictor.from_file(None)
     norm = predictor.weights.normalization
+
+    def read_three_ways(img: np.ndarray) -> None:
+        """The worst case of predict: the usual reading not judged a digit, light ink decided, so both second
+        readings run (core.predict.second_readings), one of them on the other polarity's page."""
+        first = preprocess_gray(to_gray(img), norm)
+        readings = [first, *(first.read_again(r) for r in (Reading(cores_only=True, light_ink=True),
+                                                            Reading(light_ink=False)))]
+        filled = [r for r in readings if not r.empty]
+        predictor.probabilities(torch.stack([r.tensor for r in filled]))
+        predictor.gate.scores(torch.stack([torch.from_numpy(r.image28) for r in filled]))
+
     stages = {
         "ours: predict a 12 MP photo (photo route)": predictor.predict,
+        "ours, worst case: read three ways (usual reading flagged)": read_three_ways,
         "today's recipe on it (drawing route, baseline)":
             lambda img: predictor.probabilities(preprocess(img, norm, route="drawing").tensor[None]),
     }
@@ -243,9 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     t3 = format_table(["stage", "threads", "calls", "p50 ms", "p95 ms", "max ms"],
                       [[r["stage"], r["threads"], r["calls"], f"{r['p50_ms']:.0f}", f"{r['p95_ms']:.0f}",
                         f"{r['max_ms']:.0f}"] for r in photo_rows])
-    photo_p50 = {r["threads"]: r["p50_ms"] for r in photo_rows if r["stage"].startswith("ours")}
+    photo_p50 = {r["threads"]: r["p50_ms"] for r in photo_rows if r["stage"].startswith("ours: predict")}
     photo_verdict = ", ".join(f"{t} thread(s): p50 {v:.0f} ms {'<' if v < 300 else '>='} 300 ms"
                               for t, v in photo_p50.items())
+    worst_p50 = {r["threads"]: r["p50_ms"] for r in photo_rows if r["stage"].startswith("ours, worst")}
+    photo_verdict += "; read three ways (a photo not judged a digit at first): " + ", ".join(
+        f"{t} thread(s): p50 {v:.0f} ms {'<' if v < 300 else '>='} 300 ms" for t, v in worst_p50.items())
     verdict = ", ".join(f"{t} thread(s): p95 {v:.2f} ms {'<=' if v <= 5 else '>'} 5 ms" for t, v in main_p95.items())
     text = (f"one 280x280 drawing, weights {weights['name']} ({weights['arch']} {weights['arch_args']})\n{t1}\n\n"
             f"target p95 <= 5 ms: {verdict}\n\n12 MP phone photos (4000x3000 RGB, in memory), "

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from core.preprocess import preprocess
+from core.preprocess import to_gray
 
 if TYPE_CHECKING:
     from core.predict import Predictor
@@ -275,7 +275,7 @@ def explain(predictor: Predictor, image: Image.Image | np.ndarray, target: int |
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"unknown attribution method {method!r}; known: {', '.join(ATTRIBUTION_METHODS)}")
     mean, std = predictor.weights.normalization
-    prepared = preprocess(image, (mean, std))
+    prepared = predictor.read_many([to_gray(image)])[0].prepared  # the very reading Predictor.predict uses
     if prepared.empty:
         return None
     x = torch.stack([prepared.tensor])                        # (1, 1, 28, 28), as Predictor.predict_many batches it

@@ -21,6 +21,17 @@ THIN_PIECE = 0.4         # a piece thinner than this share of the pen's width is
 Region = tuple[int, int, int, int]  # (x0, y0, x1, y1) in source pixels, x1/y1 exclusive
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a photo is read. The usual reading decides the ink's polarity and grows each stroke's faint edges from
+    its dark core. A second reading (core.predict tries them when the usual one does not look like a digit) can
+    keep the dark cores alone, where faint paper stains or shadows had grown onto the digit, or force dark ink,
+    where a thick digit on mottled paper looked like light ink."""
+
+    cores_only: bool = False
+    light_ink: bool | None = None   # None: decided from the picture (_light_ink)
+
+
 @dataclass
 class FoundDigit:
     """The chosen digit: `ink` (h, w) float32 in [0, 1], zero outside it; `region` where it lies in the source."""
@@ -29,6 +40,7 @@ class FoundDigit:
     region: Region
     tilt_deg: float        # the paper's ruled lines were turned upright by this much (0: no lines found)
     candidates: int        # inked groups found before choosing
+    reading: Reading       # how it was read, the polarity decided
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -116,7 +128,7 @@ def _light_ink(small: np.ndarray) -> bool:
     k = min(255, _background_kernel(tiny))  # wider than twice a stroke (medianBlur takes at most 255 on uint8)
     away = tiny.astype(np.float32) - cv2.medianBlur(tiny, k)
     lo, mid, hi = np.percentile(tiny, (1, 50, 99))
-    return float(np.percentile(away, 99.98)) > -float(np.percentile(away, 0.02)) and hi - mid > mid - lo
+    return bool(float(np.percentile(away, 99.98)) > -float(np.percentile(away, 0.02)) and hi - mid > mid - lo)
 
 
 def _thresholds(contrast: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -250,15 +262,24 @@ def _drop_strays(chosen: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def find_digit(gray: np.ndarray) -> FoundDigit | None:
-    """The photo pipeline on (H, W) gray 0-255: background removed, lines removed, the digit chosen; None if no ink."""
+@dataclass
+class _Page:
+    """A photo at working size with its ink made dark: contrast (h, w), the thresholds, the weak ink with paper lines
+    removed, what counts as the picture's edge, and the turn that levelled its lines (None: none found)."""
+
+    contrast: np.ndarray
+    smooth: np.ndarray
+    high: float
+    weak: np.ndarray
+    edge: np.ndarray
+    turn: np.ndarray | None
+    tilt: float | None
+
+
+def _page(small: np.ndarray, light_ink: bool) -> _Page | None:
+    """Background and paper lines worked out on `small` (h, w) gray at working size; None if there is no ink."""
     cv2 = opencv()
-    h, w = gray.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    small = np.asarray(gray, dtype=np.float32)
-    if scale < 1.0:
-        small = cv2.resize(small, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    if _light_ink(small):                 # light ink on a dark board: make the ink dark
+    if light_ink:                         # light ink on a dark board: make the ink dark
         small = 255.0 - small
     contrast = _contrast(small)           # (h, w) in [0, 1]
     smooth, low, high = _thresholds(contrast)
@@ -279,8 +300,52 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
         outside = cv2.warpAffine(np.ones((sh, sw), np.uint8), turn, (sw, sh), flags=cv2.INTER_NEAREST) == 0
         edge |= cv2.dilate(outside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         weak = remove_lines(smooth > low, inside=~outside, strength=smooth)
-    mask = _hysteresis(weak, smooth > high)
-    chosen, candidates = _choose(mask, contrast, edge)
+    return _Page(contrast, smooth, high, weak, edge, turn, tilt)
+
+
+class PhotoReader:
+    """One photo (H, W) gray 0-255, read one or more ways (Reading): the working-size image, the polarity decision
+    and each polarity's page (background, paper lines) are worked out once, so a second reading costs only the
+    digit's choice unless it asks for the other polarity."""
+
+    def __init__(self, gray: np.ndarray):
+        cv2 = opencv()
+        self.shape = gray.shape
+        h, w = gray.shape
+        self.scale = min(1.0, WORK_SIDE / max(h, w))
+        small = np.asarray(gray, dtype=np.float32)
+        if self.scale < 1.0:
+            small = cv2.resize(small, (max(1, round(w * self.scale)), max(1, round(h * self.scale))),
+                               interpolation=cv2.INTER_AREA)
+        self.small = small
+        self.light_ink = _light_ink(small)
+        self._pages: dict[bool, _Page | None] = {}
+
+    def read(self, reading: Reading = Reading()) -> FoundDigit | None:
+        """The digit as `reading` says; None if there is no ink."""
+        light_ink = self.light_ink if reading.light_ink is None else reading.light_ink
+        if light_ink not in self._pages:
+            self._pages[light_ink] = _page(self.small, light_ink)
+        page = self._pages[light_ink]
+        if page is None:
+            return None
+        return _digit_on(page, Reading(reading.cores_only, light_ink), self.scale, self.shape)
+
+
+def find_digit(gray: np.ndarray, reading: Reading = Reading()) -> FoundDigit | None:
+    """The photo pipeline on (H, W) gray 0-255: background removed, lines removed, the digit chosen; None if no ink."""
+    return PhotoReader(gray).read(reading)
+
+
+def _digit_on(page: _Page, reading: Reading, scale: float, shape: tuple[int, int]) -> FoundDigit | None:
+    """The digit chosen on a page read as `reading` (its polarity decided), its ink and its region in the source's
+    pixels (`shape` (H, W), `scale` the working size's)."""
+    cv2 = opencv()
+    h, w = shape
+    contrast, smooth, weak = page.contrast, page.smooth, page.weak
+    # the cores alone, or the faint edges grown from them (hysteresis)
+    mask = weak & (smooth > page.high) if reading.cores_only else _hysteresis(weak, smooth > page.high)
+    chosen, candidates = _choose(mask, contrast, page.edge)
     chosen = _drop_strays(_drop_thin_straight_runs(chosen))
     if not chosen.any():
         return None
@@ -291,9 +356,9 @@ def find_digit(gray: np.ndarray) -> FoundDigit | None:
     ys, xs = np.nonzero(chosen)
     corners = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
                         [xs.max() + 1, ys.max() + 1]], dtype=np.float64)
-    if turn is not None:                  # back to the unturned photo's pixels
-        corners = cv2.transform(corners[None], cv2.invertAffineTransform(turn))[0]
+    if page.turn is not None:             # back to the unturned photo's pixels
+        corners = cv2.transform(corners[None], cv2.invertAffineTransform(page.turn))[0]
     x0, y0 = np.floor(corners.min(0) / scale)
     x1, y1 = np.ceil(corners.max(0) / scale)
     region = (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, w)), int(min(y1, h)))
-    return FoundDigit(ink, region, float(tilt or 0.0), candidates)
+    return FoundDigit(ink, region, float(page.tilt or 0.0), candidates, reading)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,16 @@ class ImageError(Exception):
 class Preprocessed:
     """What the model sees: `image28` (28, 28) uint8 with ink high, `tensor` (1, 28, 28) normalized; None when empty.
     `region` is where the digit was found, (x0, y0, x1, y1) in the source image's pixels; `route` is "drawing" (flat
-    paper: the plain MNIST recipe) or "photo" (background, lines and clutter removed first, core/photo.py)."""
+    paper: the plain MNIST recipe) or "photo" (background, lines and clutter removed first, core/photo.py). For a
+    photo, `reading` is how it was read and `read_again(reading)` reads the same photo another way (core.photo.Reading),
+    reusing the work both ways share; both None for drawings."""
 
     image28: np.ndarray | None
     tensor: torch.Tensor | None
     region: Region | None = None
     route: str = "drawing"
+    reading: photo.Reading | None = None
+    read_again: Callable[[photo.Reading], Preprocessed] | None = field(default=None, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -157,9 +162,10 @@ def preprocess(image: Image.Image | np.ndarray, normalization: tuple[float, floa
 
 
 def preprocess_gray(gray: np.ndarray, normalization: tuple[float, float] = (0.0, 1.0), *,
-                    region: Region | None = None, erase: np.ndarray | None = None, route: str | None = None
-                    ) -> Preprocessed:
-    """`preprocess` of an image already made gray by `to_gray` (float32 (H, W), 0-255)."""
+                    region: Region | None = None, erase: np.ndarray | None = None, route: str | None = None,
+                    reading: photo.Reading = photo.Reading()) -> Preprocessed:
+    """`preprocess` of an image already made gray by `to_gray` (float32 (H, W), 0-255); a photo is read as
+    `reading` says (core.photo.Reading)."""
     if region is not None or erase is not None:
         gray, (left, top) = photo.erase_and_crop(gray, region, erase)
     else:
@@ -167,21 +173,32 @@ def preprocess_gray(gray: np.ndarray, normalization: tuple[float, float] = (0.0,
     if gray.size == 0:
         return Preprocessed(None, None)
     if route == "photo" or (route is None and photo.looks_like_photo(gray)):
-        found = photo.find_digit(gray)
-        if found is None:
-            return Preprocessed(None, None, route="photo")
-        ink, route = found.ink, "photo"  # (h, w) at the photo's working size
-        x0, y0, x1, y1 = found.region
-    else:
-        ink, route = drawing_ink(gray), "drawing"
-        if ink is None:
-            return Preprocessed(None, None)
-        rows, cols = np.nonzero(ink)
-        x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
+        reader = photo.PhotoReader(gray)
+
+        def read_photo(how: photo.Reading) -> Preprocessed:
+            found = reader.read(how)
+            if found is None:
+                return Preprocessed(None, None, route="photo", reading=how, read_again=read_photo)
+            x0, y0, x1, y1 = found.region
+            return _framed(found.ink, normalization, (x0 + left, y0 + top, x1 + left, y1 + top), "photo",
+                           found.reading, read_photo)
+
+        return read_photo(reading)
+    ink = drawing_ink(gray)
+    if ink is None:
+        return Preprocessed(None, None)
+    rows, cols = np.nonzero(ink)
+    x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
+    return _framed(ink, normalization, (x0 + left, y0 + top, x1 + left, y1 + top), "drawing")
+
+
+def _framed(ink: np.ndarray, normalization: tuple[float, float], region: Region, route: str,
+            reading: photo.Reading | None = None, read_again: Callable | None = None) -> Preprocessed:
+    """Ink (h, w) in [0, 1] framed as MNIST (`frame`) and normalized: what the model sees."""
     image28 = frame(ink)
     mean, std = normalization
     tensor = (torch.from_numpy(image28).float().div(255.0).sub(mean).div(std)).unsqueeze(0)  # (1, 28, 28)
-    return Preprocessed(image28, tensor, (x0 + left, y0 + top, x1 + left, y1 + top), route)
+    return Preprocessed(image28, tensor, region, route, reading, read_again)
 
 
 def frame(ink: np.ndarray) -> np.ndarray:

@@ -262,15 +262,15 @@ class EvaluateTab(QWidget):
         import torch
 
         from core.embedding import penultimate_features
-        from core.preprocess import preprocess
+        from core.preprocess import to_gray
 
-        prepared = preprocess(image, self._predictor.weights.normalization)
-        if prepared.empty:
-            self.map.set_marker(None)
-            return
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the Draw tab: one image on one thread never waits on a busy core
         try:
+            prepared = self._predictor.read_many([to_gray(image)])[0].prepared  # the Draw tab's very reading
+            if prepared.empty:
+                self.map.set_marker(None)
+                return
             features = penultimate_features(self._predictor.model, prepared.tensor.unsqueeze(0))  # (1, D)
         finally:
             torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from bench.photo_sets import Conditions, render, stroke_mask
 from core.photo import looks_like_photo
 from core.predict import Predictor
-from core.preprocess import preprocess, to_gray
+from core.preprocess import preprocess, preprocess_gray, to_gray
 
 DIGITS = (2, 4, 7)  # a curve, crossing straight strokes and a bar with a stem
 Small = partial(Conditions, size=(400, 300))  # small photos keep the tests fast; the bench has every size
@@ -262,3 +262,46 @@ def test_a_turned_page_with_one_ruled_line_and_the_margin_in_view_is_levelled(pr
     answer, region, _route = read(predictor, image)
     assert answer == 7
     assert_region_is_the_digit(region, c)
+
+
+def faint_stain(image: np.ndarray, centre: tuple[int, int], depth: float, sigma: float) -> np.ndarray:
+    """A soft round stain `depth` darker at its centre (x, y), as a drop of tea or a damp patch leaves."""
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    stain = depth * np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * sigma ** 2))
+    return np.clip(image * (1 - stain[..., None]), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("digit", [2, 4])
+def test_a_faint_digit_with_a_stain_grown_onto_it_is_read_from_its_dark_cores(predictor, digit):
+    """Faint pencil beside a damp patch as dark as the pencil's edges: the usual reading grows the stroke's faint
+    edges into the stain and the crop is a blob ("not a digit"); the second reading keeps the dark cores alone."""
+    from core.photo import Reading, find_digit
+
+    c = Small(digit_share=0.35, texture=0.0, noise=1.5, ink="pencil", ink_strength=0.35)
+    image = faint_stain(photo(digit, c), (140, 170), depth=0.15, sigma=50)  # down and left of the digit
+    gray = to_gray(image)
+    assert predictor.read_many([gray])[0].prepared.reading.cores_only, "the usual reading was used"
+    prediction = predictor.predict(image)
+    assert prediction.digit == digit and prediction.verdict.kind == "digit"
+    assert_region_is_the_digit(prediction.region, c)
+    cores = find_digit(gray, Reading(cores_only=True))
+    assert cores is not None and cores.reading == Reading(cores_only=True, light_ink=False)
+
+
+def test_a_photo_can_be_read_with_either_polarity(predictor):
+    """The polarity a second reading forces is the one used: dark ink read as light ink does not find the 7; and
+    second readings try dark ink only where light ink was decided."""
+    from core.photo import Reading, find_digit
+    from core.predict import second_readings
+
+    gray = to_gray(photo(7, Small()))
+    assert find_digit(gray).reading.light_ink is False
+    for light_ink, reads_seven in ((False, True), (True, False)):
+        prepared = preprocess_gray(gray, predictor.weights.normalization, route="photo", reading=Reading(light_ink=light_ink))
+        answer = None if prepared.empty else int(predictor.probabilities(prepared.tensor[None]).argmax())
+        assert (answer == 7) == reads_seven
+    board = 255 - gray  # the same 7 as light ink on a dark board
+    assert find_digit(board).reading.light_ink is True
+    assert Reading(light_ink=False) in second_readings(find_digit(board).reading)
+    assert all(r.light_ink is False for r in second_readings(find_digit(gray).reading))
