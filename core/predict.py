@@ -42,7 +42,7 @@ SECOND_READING_SURE = 0.9
 
 
 @dataclass
-class Read:
+class Judged:
     """One input read: what the model saw, its calibrated probabilities, the gate's score and the verdict (the last
     three None when there was nothing to recognize)."""
 
@@ -99,7 +99,7 @@ class Predictor:
                                       read.verdict, found.region, found.route))
         return results
 
-    def read_many(self, grays: Sequence[np.ndarray]) -> list[Read]:
+    def read_many(self, grays: Sequence[np.ndarray]) -> list[Judged]:
         """Each gray image (H, W) float32 0-255 (core.preprocess.to_gray) preprocessed, scored and judged. A photo
         whose usual reading is not judged a digit is read the second_readings ways too, and the one judged a digit,
         at least SECOND_READING_SURE sure, with the gate's lowest "not a digit" score replaces it; with none, the
@@ -115,9 +115,9 @@ class Predictor:
                 reads[i] = min(judged, key=lambda r: r.gate.not_digit if r.gate is not None else 0.0)
         return reads
 
-    def _judge(self, prepared: list[Preprocessed], grays: Sequence[np.ndarray]) -> list[Read]:
+    def _judge(self, prepared: list[Preprocessed], grays: Sequence[np.ndarray]) -> list[Judged]:
         """Probabilities, gate scores and verdicts for preprocessed inputs, in one batch for the non-empty ones."""
-        reads = [Read(p) for p in prepared]
+        reads = [Judged(p) for p in prepared]
         filled = [i for i, p in enumerate(prepared) if not p.empty]
         if not filled:
             return reads
@@ -127,7 +127,7 @@ class Predictor:
         threshold = self.gate.threshold if self.gate is not None else 1.0
         for row, score, i in zip(probs.tolist(), scores, filled):
             hints = drawing_hints(grays[i]) if prepared[i].route == "drawing" else []  # none for photos
-            reads[i] = Read(prepared[i], row, score, judge(row, score, threshold, hints))
+            reads[i] = Judged(prepared[i], row, score, judge(row, score, threshold, hints))
         return reads
 
 
