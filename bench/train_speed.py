@@ -67,12 +67,20 @@ print(json.dumps({"seconds": time.perf_counter() - started, "train_seconds": tra
 '''
 
 LOADED_TARGET = 1.6  # quick beside one busy program on 2 cores: ideal ~1.5x (it gets 2 of 3 runnable shares)
+
+
+def rounded_accuracy(summary: dict) -> float:
+    """The row's test accuracy to 4 places: a count over MNIST's 10,000 test images, which a float32 share misses by
+    a hair (9,920 right is stored as 0.99199998, under 0.992)."""
+    return round(summary["accuracy"], 4)
+
+
 TARGETS = {  # row name -> (description, check(summary, baseline summary))
     "tutorial": ("acc within ±0.5 pt of the script's, <= 0.5x its time",
-                 lambda s, b: abs(s["accuracy"] - b["accuracy"]) <= 0.005 and s["ratio"] <= 0.5),
-    "quick": (">= 99.2%, <= 1.0x the script's time", lambda s, b: s["accuracy"] >= 0.992 and s["ratio"] <= 1.0),
+                 lambda s, b: abs(rounded_accuracy(s) - rounded_accuracy(b)) <= 0.005 and s["ratio"] <= 0.5),
+    "quick": (">= 99.2%, <= 1.0x the script's time", lambda s, b: rounded_accuracy(s) >= 0.992 and s["ratio"] <= 1.0),
     "best": (">= 99.6% in <= 600 s, peak RSS <= 1.5 GB",
-             lambda s, b: s["accuracy"] >= 0.996 and s["seconds"] <= 600 and s["max_rss_mb"] <= 1536),
+             lambda s, b: rounded_accuracy(s) >= 0.996 and s["seconds"] <= 600 and s["max_rss_mb"] <= 1536),
 }
 
 
