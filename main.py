@@ -48,16 +48,32 @@ def _app(log_file: str | None) -> int:
     return run(log_file=log_file)
 
 
+_late_ctrl_c: list[bool] = []  # a Ctrl+C that landed in a clean-up callback (see _remember_late_ctrl_c)
+
+
+def _remember_late_ctrl_c(unraisable) -> None:
+    """sys.unraisablehook: a Ctrl+C that lands while a clean-up callback runs (a weakref's, a __del__) cannot be
+    raised there; Python would print it as "Exception ignored in ... KeyboardInterrupt" with a traceback and go on.
+    It is remembered instead, and the program ends with status 130 when its work is done. Anything else goes to
+    Python's own hook."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _late_ctrl_c.append(True)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _main_then_ignore_ctrl_c() -> int:
+    sys.unraisablehook = _remember_late_ctrl_c
     try:
         try:
-            return main()
+            status = main()
         finally:
             # the work is done and its status decided: a Ctrl+C while the interpreter cleans up (torch and Qt take
             # a while) would only print a traceback from that clean-up
             signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:  # one that came as main() returned, just before it could be ignored
         return INTERRUPTED
+    return INTERRUPTED if _late_ctrl_c and status == 0 else status
 
 
 if __name__ == "__main__":

@@ -249,6 +249,36 @@ def test_ctrl_c_right_after_a_save_leaves_the_file_and_no_traceback(tmp_path, st
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary files
 
 
+CTRL_C_IN_A_CLEAN_UP_CALLBACK = """
+import sys, weakref
+sys.path.insert(0, sys.argv[1])
+import main
+
+def command():
+    class Thing:
+        pass
+
+    def clean_up(_ref):
+        raise KeyboardInterrupt  # as when Ctrl+C lands while a weakref's callback runs
+    thing = Thing()
+    ref = weakref.ref(thing, clean_up)
+    del thing  # the callback runs: its KeyboardInterrupt cannot be raised here
+    return 0  # the command goes on to its end
+
+main.main = command
+sys.exit(main._main_then_ignore_ctrl_c())
+"""
+
+
+def test_ctrl_c_in_a_clean_up_callback_is_status_130_without_a_traceback():
+    """Python prints a Ctrl+C it cannot raise (in a weakref callback or __del__) as "Exception ignored ...
+    KeyboardInterrupt" with a traceback, goes on and exits 0; main.py remembers it: no traceback, status 130."""
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_CLEAN_UP_CALLBACK, str(ROOT)], capture_output=True,
+                          text=True, timeout=60, preexec_fn=_ctrl_c_as_at_a_terminal)
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
 # ---------------------------------------------------------------- unexpected errors: one line for the user, the stack in the log
 def test_an_unforeseen_error_in_a_command_is_one_line_and_its_stack_is_logged(tmp_path):
     too_long = str(tmp_path / ("x" * 300))  # a folder name no file system takes: looking it up raises OSError
