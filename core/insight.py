@@ -275,11 +275,11 @@ def explain(predictor: Predictor, image: Image.Image | np.ndarray, target: int |
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"unknown attribution method {method!r}; known: {', '.join(ATTRIBUTION_METHODS)}")
     mean, std = predictor.weights.normalization
-    prepared = predictor.read_many([to_gray(image)])[0].prepared  # the very reading Predictor.predict uses
+    judged = predictor.read_many([to_gray(image)])[0]         # the very reading and probabilities predict gives
+    prepared, probabilities = judged.prepared, judged.probabilities
     if prepared.empty:
         return None
     x = torch.stack([prepared.tensor])                        # (1, 1, 28, 28), as Predictor.predict_many batches it
-    probabilities = predictor.probabilities(x)[0].tolist()    # the very call Predictor.predict makes
     digit = int(np.argmax(probabilities))
     target = digit if target is None else int(target)
     layers = feature_maps(predictor.model, x)
