@@ -114,6 +114,25 @@ def test_the_precision_probe_leaves_the_rng_and_the_model_alone():
     assert measured_autocast_dtype(model, 32, torch.device("cpu"), channels_last=True) is choice
 
 
+def test_the_precision_probe_sees_through_a_busy_program_taking_the_core():
+    """bf16 steps cost 7 ms and fp32 10 ms, but a busy program takes the core for 15 ms during most steps of either:
+    the probe must still choose bf16 (the median step chose fp32 here)."""
+    model = build_model("tutorial").train()
+    model.extra = torch.nn.Linear(1, 1)  # another parameter count: not the remembered answer of another test
+    # which of each path's steps lose the core (the first two rounds are warm-up): bf16 keeps it once, fp32 thrice
+    interrupted = {torch.bfloat16: iter([True, True] + [True, True, False, True, True, True]),
+                   None: iter([True, True] + [False, True, False, True, True, False])}
+    steps: list = []
+
+    def step_seconds(_model, _x, _y, dtype):
+        steps.append(dtype)
+        return (0.007 if dtype is torch.bfloat16 else 0.010) + (0.015 if next(interrupted[dtype]) else 0.0)
+
+    choice = measured_autocast_dtype(model, 32, torch.device("cpu"), channels_last=True, step_seconds=step_seconds)
+    assert steps.count(torch.bfloat16) == steps.count(None) == 8  # both paths timed, interleaved
+    assert choice is torch.bfloat16
+
+
 def test_training_reports_the_precision_and_threads_it_used(tiny_settings):
     from core.training import train
 
