@@ -140,8 +140,8 @@ def measured_autocast_dtype(model: nn.Module, batch_size: int, device: torch.dev
     program two threads can take 8x as long a step: the probe alone took ~1 s). Each path is judged by its fastest
     step: another program only ever adds time to a step (it takes the core for a few ms), so the fastest is the
     step's own cost. Beside three busy programs (bf16 ~20% faster there), the median chose bf16 in 24 of 60 probes,
-    the fastest step in 45 of 60 on the same timings (with 10 rounds: 20 / 37 of 40). The global RNG and the thread count are restored, so a seeded run trains the same
-    whether or not the probe ran. The answer is remembered."""
+    the fastest step in 45 of 60 on the same timings (with 10 rounds: 20 / 37 of 40). The global RNG and the thread
+    count are restored, so a seeded run trains the same whether or not the probe ran. The answer is remembered."""
     params = sum(p.numel() for p in model.parameters())
     key = (device.type, type(model).__name__, params, batch_size)
     if key in _PRECISION_CHOICES:
