@@ -30,6 +30,11 @@ def smoothed(values: list[float | None]) -> np.ndarray:
     return out
 
 
+def has_curve(record: RunRecord) -> bool:
+    """Whether the run has at least one loss point to draw (a run stopped before its first batch has none)."""
+    return any(x is not None and y is not None for x, y in zip(record.curve["samples"], record.curve["loss"]))
+
+
 def run_label(record: RunRecord) -> str:
     """The legend's name for a run: when it started, what it made, and its test accuracy."""
     accuracy = record.test_accuracy
@@ -66,8 +71,9 @@ class RunsChart(TwoAxisChart):
         self._apply_palette()
         self.set_runs([])
 
-    def set_runs(self, records: list[RunRecord]) -> None:
-        """Draw exactly these runs (in order, colours by position); an empty list shows empty axes."""
+    def set_runs(self, records: list[RunRecord]) -> list[RunRecord]:
+        """Draw these runs (in order, colours by position) and return those left out: a run with no loss point (one
+        stopped before its first batch) gets no line, no legend entry and no axis. No runs: empty axes."""
         plot = self.getPlotItem()
         for item in self._loss_items:
             plot.removeItem(item)
@@ -75,14 +81,15 @@ class RunsChart(TwoAxisChart):
             self._accuracy_view.removeItem(item)
         self._loss_items, self._accuracy_items = [], []
         self._legend.clear()
-        for index, record in enumerate(records):
+        drawn = [record for record in records if has_curve(record)]
+        for index, record in enumerate(drawn):
             color = RUN_COLORS[index % len(RUN_COLORS)]
             samples = np.asarray(record.curve["samples"], dtype=float)
             loss = np.maximum(smoothed(record.curve["loss"]), 1e-6)  # the log axis needs positive values
             item = plot.plot(samples, loss, pen=pg.mkPen(color, width=2), name=run_label(record))
             item.setDownsampling(auto=True, method="mean")
             self._loss_items.append(item)
-            if any(a is not None for a in record.curve["accuracy"]):
+            if any(x is not None and a is not None for x, a in zip(record.curve["samples"], record.curve["accuracy"])):
                 accuracy = pg.PlotDataItem(samples, 100 * smoothed(record.curve["accuracy"]),
                                            pen=pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine))
                 self._accuracy_view.addItem(accuracy)
@@ -90,6 +97,7 @@ class RunsChart(TwoAxisChart):
         plot.showAxis("right", bool(self._accuracy_items))
         plot.enableAutoRange()
         self._accuracy_view.enableAutoRange(axis=pg.ViewBox.YAxis)
+        return [record for record in records if not has_curve(record)]
 
     def legend_names(self) -> list[str]:
         return [label.text for _, label in self._legend.items]

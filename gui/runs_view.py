@@ -243,17 +243,21 @@ class RunsView(QWidget):
     def _update_for_selection(self) -> None:
         runs = self.selected_runs()
         records = [r for r in (self._record(run) for run in runs[:MAX_OVERLAID]) if r is not None]
-        self.chart.set_runs(records)
+        no_curve = self.chart.set_runs(records)
         single = runs[0] if len(runs) == 1 else None
         self.use_button.setEnabled(single is not None and single.weights_exists)
         self.copy_button.setEnabled(single is not None)
         self.delete_button.setEnabled(bool(runs))
-        self.hint.setText(self._hint(runs))
+        self.hint.setText(self._hint(runs, no_curve))
 
-    def _hint(self, runs: list[RunSummary]) -> str:
+    def _hint(self, runs: list[RunSummary], no_curve: list[RunRecord] = ()) -> str:
         skipped = getattr(self, "_skipped", [])
         note = (f" {len(skipped)} file(s) in the runs folder are not readable run records and were skipped: "
                 + "; ".join(why for _, why in skipped[:3])) if skipped else ""
+        if no_curve:
+            what = (f"The run {html.escape(no_curve[0].name)} of {when(no_curve[0].started)} has no curve to draw: it"
+                    if len(no_curve) == 1 else f"{len(no_curve)} of the selected runs have no curve to draw: they")
+            note = f" {what} ended before the first batch." + note
         if not self.model.rowCount():
             return "No runs yet: each training or fine-tuning run (here or from the command line) is kept here." + note
         if not runs:

@@ -28,13 +28,16 @@ def weights_in_our_folder(name: str, seed: int) -> Path:
                         {"preset": "tutorial"}, {"test_accuracy": 0.9 + seed / 100})
 
 
-def cli_style_run(name: str, batches: int, batch_size: int, weights: Path | None, accuracy: float) -> str:
-    """A finished run's record as `python main.py train` writes it (the curve made up, the files real)."""
+def cli_style_run(name: str, batches: int, batch_size: int, weights: Path | None, accuracy: float | None,
+                  status: str = "completed", label_smoothing: float = 0.0) -> str:
+    """A run's record as `python main.py train` writes it (the curve made up, the files real); 0 batches: a run
+    stopped by Ctrl+C before its first batch."""
     recorder = RunRecorder("train", "cli", name, {"preset": "tutorial", "arch": "tutorial", "epochs": 1,
-                                                  "batch_size": batch_size}, "cpu", "fp32", 2)
+                                                  "batch_size": batch_size, "label_smoothing": label_smoothing},
+                           "cpu", "fp32", 2)
     for b in range(batches):
         recorder.add_batch(batch_size * (b + 1), 2.3 / (1 + b / 10), min(1.0, b / batches + 0.1))
-    recorder.finish("completed", {"test_accuracy": accuracy}, weights)
+    recorder.finish(status, {"test_accuracy": accuracy}, weights)
     return recorder.id
 
 
@@ -85,6 +88,22 @@ def test_a_command_line_run_shows_when_the_tab_is_shown_and_two_selected_runs_ov
     view.use_button.click()  # through File > Load weights' path
     assert window.current_weights().path == paths.user_weights_dir() / "a.pt"
     assert "a.pt" in window.weights_label.text()
+
+
+def test_a_run_stopped_before_its_first_batch_gets_no_legend_entry_and_the_hint_says_why(qtbot, window):
+    drawn = cli_style_run("tutorial-tutorial", 20, 32, None, 0.97)
+    empty = cli_style_run("quick-fastnet", 0, 64, None, None, status="stopped")
+    view = window.runs_view
+    window.tabs.setCurrentWidget(view)
+    view.select_ids([empty])
+    chart = view.chart
+    assert chart.legend_names() == [] and chart.loss_series() == [] and not chart.right_axis_shown()
+    assert "quick-fastnet" in view.hint.text() and "no curve to draw" in view.hint.text()
+    view.select_ids([empty, drawn])  # beside a run with a curve: only that one is named and drawn
+    assert len(chart.legend_names()) == 1 and "tutorial-tutorial" in chart.legend_names()[0]
+    assert len(chart.loss_series()) == 1 and chart.right_axis_shown()
+    view.select_ids([drawn])
+    assert "no curve" not in view.hint.text()
 
 
 def test_a_missing_weights_file_is_shown_as_such_and_cannot_be_used(qtbot, window):
