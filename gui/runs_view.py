@@ -14,7 +14,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 
 from core.cli_runs import duration, epochs_text, when
 from core.runs import RunError, RunRecord, RunStore, RunSummary
+from core.settings import smoothed_loss_floor
 from gui.runs_chart import RunsChart
+from gui.train_form import LABEL_SMOOTHING_TIP
 
 COLUMNS = ("When", "Kind", "Name", "Epochs", "Test accuracy", "Time", "Device", "Status", "Weights")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -29,6 +31,26 @@ def _is_ours(weights: str | None) -> bool:
         return False
     resolved = Path(weights).resolve()
     return resolved != paths.DEFAULT_WEIGHTS.resolve() and paths.user_weights_dir().resolve() in resolved.parents
+
+
+def smoothing_note(records: list[RunRecord]) -> str:
+    """Why some of these runs' losses level off high: those trained with label smoothing, by name and amount, and
+    the loss each amount cannot fall below; empty when none was."""
+    smoothed: list[tuple[str, float]] = []  # (run name, label smoothing), each pair once, in the chart's order
+    for record in records:
+        value = record.settings.get("label_smoothing")  # a fine-tuning recipe has none
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 \
+                and (record.name, value) not in smoothed:
+            smoothed.append((record.name, value))
+    if not smoothed:
+        return ""
+    names = ", ".join(f"{name}: {value:g}" for name, value in smoothed[:3]) + \
+        (f" and {len(smoothed) - 3} more" if len(smoothed) > 3 else "")
+    floors = ", ".join(f"{smoothed_loss_floor(v):.2f} at {v:g}" for v in sorted({v for _, v in smoothed}))
+    runs = "A run" if len(smoothed) == 1 else "Runs"
+    return (f"{runs} with label smoothing ({names}) level{'s' * (len(smoothed) == 1)} off at a higher loss even when "
+            f"every answer is right (no lower than {floors}): compare {'its' if len(smoothed) == 1 else 'their'} "
+            "accuracy, not the loss.")
 
 
 class RunsTableModel(QAbstractTableModel):
@@ -144,6 +166,11 @@ class RunsView(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.chart = RunsChart()
+        self.smoothing_note = QLabel()
+        self.smoothing_note.setObjectName("runsSmoothingNote")
+        self.smoothing_note.setWordWrap(True)
+        self.smoothing_note.setToolTip(LABEL_SMOOTHING_TIP)  # the Train form's own words
+        self.smoothing_note.hide()
         self.hint = QLabel()
         self.hint.setObjectName("runsHint")
         self.hint.setWordWrap(True)
@@ -167,7 +194,12 @@ class RunsView(QWidget):
         top_layout.addLayout(buttons)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
-        splitter.addWidget(self.chart)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addWidget(self.smoothing_note)
+        bottom_layout.addWidget(self.chart, 1)
+        splitter.addWidget(bottom)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
@@ -244,6 +276,9 @@ class RunsView(QWidget):
         runs = self.selected_runs()
         records = [r for r in (self._record(run) for run in runs[:MAX_OVERLAID]) if r is not None]
         no_curve = self.chart.set_runs(records)
+        note = smoothing_note([r for r in records if all(r is not n for n in no_curve)])
+        self.smoothing_note.setText(note)
+        self.smoothing_note.setVisible(bool(note))
         single = runs[0] if len(runs) == 1 else None
         self.use_button.setEnabled(single is not None and single.weights_exists)
         self.copy_button.setEnabled(single is not None)

@@ -106,6 +106,24 @@ def test_a_run_stopped_before_its_first_batch_gets_no_legend_entry_and_the_hint_
     assert "no curve" not in view.hint.text()
 
 
+def test_a_note_explains_label_smoothing_only_while_a_run_with_it_is_selected(qtbot, window):
+    from PySide6.QtWidgets import QLabel
+
+    plain = cli_style_run("tutorial-tutorial", 20, 32, None, 0.97)
+    smoothed = cli_style_run("quick-fastnet", 20, 64, None, 0.99, label_smoothing=0.1)
+    view = window.runs_view
+    window.tabs.setCurrentWidget(view)
+    note = view.findChild(QLabel, "runsSmoothingNote")
+    assert note is not None and not note.isVisible()
+    view.select_ids([plain])
+    assert not note.isVisible()
+    view.select_ids([plain, smoothed])  # one loss axis, one run trained towards softer targets
+    assert note.isVisible() and "label smoothing (quick-fastnet: 0.1)" in note.text()
+    assert "0.50" in note.text() and "accuracy" in note.text() and "tutorial-tutorial" not in note.text()
+    view.select_ids([plain])
+    assert not note.isVisible()
+
+
 def test_a_missing_weights_file_is_shown_as_such_and_cannot_be_used(qtbot, window):
     gone = weights_in_our_folder("gone.pt", 3)
     run_id = cli_style_run("tutorial-tutorial", 5, 32, gone, 0.9)
