@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from core.weights import LoadedWeights
 
 APP_TITLE = "Digit Recognizer"
+ONNX_TIP = "A model for onnxruntime and other runtimes: input (N, 1, 28, 28) preprocessed and normalized, output logits"
 
 
 def describe(weights: LoadedWeights) -> str:
@@ -123,13 +124,12 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self.export_action = self._action(export, "For the &tutorial script…", self.export_tutorial_dialog,
                                           ["Ctrl+E"], "Write a bare state_dict the tutorial's script loads (tutorial "
                                                       "architecture only)")
-        self.export_onnx_action = self._action(export, "&ONNX…", lambda: self.export_dialog("onnx"), [],
-                                               "A model for onnxruntime and other runtimes: input (N, 1, 28, 28) "
-                                               "preprocessed and normalized, output logits")
+        self.export_onnx_action = self._action(export, "&ONNX…", lambda: self.export_dialog("onnx"), [], ONNX_TIP)
         self.export_safetensors_action = self._action(export, "&safetensors…",
                                                       lambda: self.export_dialog("safetensors"), [],
                                                       "The weights and their metadata as .safetensors (loads like a "
                                                       ".pt file)")
+        export.setToolTipsVisible(True)  # a greyed-out entry says why on hover
         file.addSeparator()
         self._action(file, "&Quit", self.close, [QKeySequence.StandardKey.Quit, "Ctrl+Q"])
         edit = bar.addMenu("&Edit")
@@ -255,13 +255,25 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self.weights_label.setToolTip(str(weights.path or ""))
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(weights.arch == "tutorial")  # the tutorial's script builds only its own net
-        self.export_onnx_action.setEnabled(True)
+        self._enable_onnx_export()
         self.export_safetensors_action.setEnabled(True)
         from core import paths
 
         is_default = weights.path is not None and Path(weights.path).resolve() == paths.DEFAULT_WEIGHTS.resolve()
         self._settings.setValue("weights/last", "" if is_default or weights.path is None else str(weights.path))
         self.model_ready.emit()
+
+    def _enable_onnx_export(self) -> None:
+        """File > Export > ONNX only where its optional packages are installed; otherwise its tips say what to
+        install (checked each time a model comes into use)."""
+        from core import export
+
+        missing = export.missing_onnx_packages()
+        tip = ONNX_TIP if not missing else (f"ONNX export needs {' and '.join(missing)}, not installed here: "
+                                            f"pip install {' '.join(missing)}")
+        self.export_onnx_action.setEnabled(not missing)
+        self.export_onnx_action.setStatusTip(tip)
+        self.export_onnx_action.setToolTip(tip)
 
     def _use_weights(self, weights: LoadedWeights) -> None:
         from core.predict import Predictor

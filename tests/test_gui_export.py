@@ -29,11 +29,30 @@ def enabled_exports(window) -> dict[str, bool]:
 
 
 def test_export_submenu_offers_each_format_where_it_applies(window, tmp_path):
-    assert enabled_exports(window) == {"For the tutorial script…": True, "ONNX…": True, "safetensors…": True}
+    from core.export import missing_onnx_packages
+
+    onnx = not missing_onnx_packages()  # ONNX needs optional packages
+    assert enabled_exports(window) == {"For the tutorial script…": True, "ONNX…": onnx, "safetensors…": True}
     fastnet = save_weights(tmp_path / "fast.pt", build_model("fastnet", width=4), "fastnet", {"width": 4},
                            (0.1307, 0.3081))
     assert window.load_weights_file(fastnet)
-    assert enabled_exports(window) == {"For the tutorial script…": False, "ONNX…": True, "safetensors…": True}
+    assert enabled_exports(window) == {"For the tutorial script…": False, "ONNX…": onnx, "safetensors…": True}
+
+
+@pytest.mark.parametrize("missing", [[], ["onnxscript"], ["onnx", "onnxscript"]])
+def test_the_onnx_entry_is_greyed_out_and_says_what_to_install_when_its_packages_are_missing(window, tutorial_weights,
+                                                                                           monkeypatch, missing):
+    import core.export
+
+    monkeypatch.setattr(core.export, "missing_onnx_packages", lambda: list(missing))
+    assert window.load_weights_file(tutorial_weights)  # a model comes into use: the menu is checked again
+    assert enabled_exports(window) == {"For the tutorial script…": True, "ONNX…": not missing, "safetensors…": True}
+    action, menu = window.export_onnx_action, export_menu(window)
+    if missing:
+        install = "pip install " + " ".join(missing)
+        assert install in action.toolTip() and install in action.statusTip() and menu.toolTipsVisible()
+    else:
+        assert "pip install" not in action.statusTip() and "onnxruntime" in action.statusTip()
 
 
 def test_safetensors_export_loads_back_by_dialog_and_by_drop(window, tutorial_weights, tmp_path, monkeypatch):
