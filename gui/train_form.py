@@ -40,6 +40,13 @@ SHOWN_FIELDS: dict[str, str] = {
     "precision": "precision"}
 
 
+def _as_shown(field: str, value: object) -> str:
+    """A setting in the unit its field shows: the validation share in percent (0.1 -> "10%"), numbers short."""
+    if field == "val_fraction":
+        return f"{100 * value:g}%"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class TrainForm(QWidget):
     """Filled from core.settings (no torch needed), so it is ready as soon as the window shows."""
 
@@ -100,7 +107,8 @@ class TrainForm(QWidget):
         self.val_share.setSuffix(" %")
         self.val_share.setToolTip("Share of the 60,000 training images held out (same share of every digit) "
                                   "to measure validation loss and accuracy after each epoch (the settings' "
-                                  "val_fraction; the command line's --val-share takes it as a share, 0.1 = 10 %)")
+                                  "val_fraction; the command line's --val-share takes a share or a percentage: "
+                                  "0.1 or 10%)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Starting point of the randomness (initial weights, shuffling, augmentation). Same seed "
@@ -271,9 +279,7 @@ class TrainForm(QWidget):
             self.preset_description.setText(PRESET_DESCRIPTIONS[name])
             return
         shown, recipe = self.settings(), PRESETS[base]
-        changed = [f"{words} {getattr(recipe, field):g} → {getattr(shown, field):g}"
-                   if isinstance(getattr(shown, field), float) else
-                   f"{words} {getattr(recipe, field)} → {getattr(shown, field)}"
+        changed = [f"{words} {_as_shown(field, getattr(recipe, field))} → {_as_shown(field, getattr(shown, field))}"
                    for field, words in SHOWN_FIELDS.items() if getattr(shown, field) != getattr(recipe, field)]
         before, after = (full_arch_args(x.arch, x.arch_args).get("width") for x in (recipe, shown))
         if shown.arch == recipe.arch and before != after:

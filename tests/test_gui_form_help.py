@@ -81,6 +81,17 @@ def test_the_description_follows_the_preset_and_custom_says_where_from_and_what_
     assert form.preset.currentText() == "quick" and form.settings().preset == "quick"
 
 
+def test_the_validation_share_reads_in_percent_on_the_preset_line_as_in_its_field(form):
+    form.preset.setCurrentText("tutorial")  # the tutorial trains on all 60k: share 0
+    form.val_share.setValue(10)
+    assert form.val_share.text() == "10 %"
+    assert "validation share 0% → 10%" in form.preset_description.text()
+    assert "0.1" not in form.preset_description.text()
+    assert form.settings().val_fraction == pytest.approx(0.1)  # the settings keep their share
+    tip = form.val_share.toolTip()  # --val-share takes both: see test_val_share_takes_a_share_or_a_percentage
+    assert "--val-share" in tip and "0.1 or 10%" in tip
+
+
 def test_the_preset_box_names_the_origin_of_a_custom_run_and_picking_a_preset_restores_it(form, qtbot):
     form.show()
     form.preset.setCurrentText("tutorial")
