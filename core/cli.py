@@ -62,10 +62,10 @@ def _load_weights_or_default(path: str | None):
 
 # ---------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from core.cli_download import locate_with_progress
+    from core.cli_progress import ProgressBar
     from core.data import DataError
+    from core.settings import label_smoothing_note
     from core.training import TrainingError, preset, train
     from core.weights import WeightsError, check_save_target, save_training_result
 
@@ -91,24 +91,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     recorder = RunRecorder.for_training(settings, "cli")  # the run's record, written once when it ends
     bar = None
+    note = label_smoothing_note(settings.label_smoothing)
+    if note and not args.quiet:  # why quick's loss stays near 0.5: said before the numbers
+        print(f"note: {note}", file=sys.stderr)
 
     def on_batch(p):
         nonlocal bar
         recorder.add_progress(p)
         if bar is None:
-            bar = tqdm(total=p.total_batches, unit="batch", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
-        bar.update(1)
-        if p.batch % 10 == 0:
-            bar.set_postfix(epoch=f"{p.epoch + 1}/{settings.epochs}", loss=f"{p.loss:.4f}",
-                            accuracy=f"{100 * p.running_accuracy:.1f}%", refresh=False)
+            bar = ProgressBar(p.total_batches, "batches", args.quiet)
+        bar.update(p.batches_done, p.samples_done, p.elapsed, epoch=f"{p.epoch + 1}/{settings.epochs}",
+                   loss=f"{p.loss:.4f}", accuracy=f"{100 * p.running_accuracy:.1f}%")
 
     def on_epoch(e):
         recorder.add_epoch(e)
         if not args.quiet:
-            tqdm.write(f"epoch {e.epoch + 1}/{settings.epochs}: train loss {e.train_loss:.4f}, "
-                       f"train accuracy {_percent(e.train_accuracy)}, "
-                       f"val loss {e.val_loss if e.val_loss is None else round(e.val_loss, 4)}, "
-                       f"val accuracy {_percent(e.val_accuracy)}", file=sys.stderr)
+            line = f"epoch {e.epoch + 1}/{settings.epochs}: train loss {e.train_loss:.4f}"
+            if e.train_accuracy is not None:
+                line += f", train accuracy {_percent(e.train_accuracy)}"
+            if e.val_accuracy is not None:  # no validation share, no validation numbers (not "None")
+                line += f", validation loss {e.val_loss:.4f}, validation accuracy {_percent(e.val_accuracy)}"
+            bar.write(line) if bar is not None else print(line, file=sys.stderr)
 
     try:
         result = train(settings, on_batch=on_batch, on_epoch=on_epoch)
@@ -145,8 +148,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(jsonout.dumps(summary))
     else:
-        print(f"test accuracy {_percent(result.test.accuracy)} (val {_percent(result.val_accuracy)}) "
-              f"after {len(result.epochs)} epoch(s) in {result.seconds:.1f} s; weights saved to {out}")
+        val = "" if result.val_accuracy is None else f" (validation {_percent(result.val_accuracy)})"
+        print(f"test accuracy {_percent(result.test.accuracy)}{val} after {len(result.epochs)} epoch(s) in "
+              f"{result.seconds:.1f} s; weights saved to {out}")
     if recorder.saved is not None and not args.json:
         print(f"run {recorder.id} recorded (python main.py runs show {recorder.id})")
     elif recorder.save_error:

@@ -50,11 +50,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         nonlocal bar
         recorder.add_step(p)
         if bar is None:
-            from tqdm import tqdm
+            from core.cli_progress import ProgressBar
 
-            bar = tqdm(total=p.total, unit="step", file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
-        bar.update(1)
-        bar.set_postfix(loss=f"{p.loss:.4f}", refresh=False)
+            bar = ProgressBar(p.total, "steps", args.quiet)
+        bar.update(p.step, loss=f"{p.loss:.4f}")
 
     try:
         result = finetune(base, samples, settings, data_dir=args.data, download=args.download, on_progress=on_progress)
@@ -66,6 +65,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    recorder.ran_with(result)  # "auto" became bf16 or fp32
     try:
         written = save_finetuned(result, base, out)
     except FinetuneError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 from core import jsonout
 from core.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _fail
 from core.cli import _percent as cli_percent
+from core.cli_progress import clock_duration
 from core.runs import RunError, RunStore, runs_dir
 
 def _percent(x: float | None) -> str:
@@ -16,11 +17,7 @@ def _percent(x: float | None) -> str:
 
 def duration(seconds: float) -> str:
     """12.3 s, 4:05, 1:02:03."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}" if whole >= 3600 else \
-        f"{whole // 60}:{whole % 60:02d}"
+    return f"{seconds:.1f} s" if seconds < 60 else clock_duration(seconds)
 
 
 def when(started: str) -> str:

@@ -108,6 +108,8 @@ class FinetuneResult:
     trained_on: int = 0                 # samples trained on (the rest were held out)
     steps_done: int = 0
     timings: dict = field(default_factory=dict)  # seconds by phase: data, before, train, after
+    precision: str = "fp32"             # what ran: "bf16" (autocast) or "fp32", as TrainResult.precision
+    threads: int | None = None          # torch threads it ran with on a CPU; None on a GPU
 
 
 def held_out_split(labels: torch.Tensor, share: float, min_samples: int, seed: int
@@ -229,7 +231,9 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
         notes.append(f"stopped after {steps_done} of {settings.steps} steps: accuracy after was not measured")
     timings["after"] = time.perf_counter() - tick
     return FinetuneResult(model, base.arch, dict(base.arch_args), norm, len(samples), held_out, mnist_test, notes,
-                          0.0, stopped, settings, len(train_idx), steps_done, timings)
+                          0.0, stopped, settings, len(train_idx), steps_done, timings,
+                          "bf16" if autocast_dtype(settings.precision, device) is not None else "fp32",  # as _train ran
+                          torch.get_num_threads() if device.type == "cpu" else None)
 
 
 def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: MnistData | None,

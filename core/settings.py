@@ -143,3 +143,19 @@ def preset(name: str, **overrides) -> TrainSettings:
     settings = with_arch(PRESETS[name], overrides.pop("arch", PRESETS[name].arch))
     settings = replace(settings, **copy.deepcopy(overrides))
     return replace(settings, preset=preset_name(settings, name))
+
+
+def smoothed_loss_floor(label_smoothing: float, classes: int = 10) -> float:
+    """The lowest cross-entropy a perfect classifier reaches when trained with label smoothing (the targets'
+    entropy): 0.50 for 0.1 over 10 digits, so such a run's loss levels off there while its accuracy keeps rising."""
+    on, off = 1 - label_smoothing + label_smoothing / classes, label_smoothing / classes
+    return -(on * math.log(on) + (classes - 1) * off * math.log(off)) if label_smoothing > 0 else 0.0
+
+
+def label_smoothing_note(label_smoothing: float) -> str:
+    """Why a label-smoothed run's loss levels off high while its accuracy is higher; empty without smoothing."""
+    if label_smoothing <= 0:
+        return ""
+    return (f"Label smoothing {label_smoothing:g} is on: the network is taught to keep a little probability on the "
+            f"other digits, so its loss cannot fall below {smoothed_loss_floor(label_smoothing):.2f} even when every "
+            "answer is right. Compare runs by accuracy, not by loss.")

@@ -50,6 +50,7 @@ def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None
         # download=False: offline users would wait on every mirror; without MNIST the core fine-tunes and says so
         result = finetune(base, samples, settings, data_dir=data_dir, download=False,
                           on_progress=on_progress, should_stop=control.should_stop)
+        recorder.ran_with(result)  # "auto" became bf16 or fp32
         if result.stopped or control.should_stop():
             recorder.finish("stopped", finetune_metrics(result), message="stopped; nothing was saved")
             return None  # nothing is saved

@@ -47,7 +47,43 @@ def test_train_shows_the_running_training_accuracy_beside_the_loss(synthetic_mni
                            "--data", synthetic_mnist, "--out", tmp_path / "w.pt")
     epoch_lines = [line for line in err.splitlines() if line.startswith("epoch ")]
     assert code == 0 and len(epoch_lines) == 2 and all("train accuracy" in line for line in epoch_lines)
-    assert "accuracy=" in err  # in the progress bar, next to loss=
+    assert any("loss" in line and ", accuracy " in line for line in err.split("\r"))  # in the bar, next to the loss
+
+
+def test_epoch_lines_name_validation_numbers_only_when_there_is_a_validation_share(synthetic_mnist, tmp_path, capsys):
+    common = ["train", "--arch", "tutorial", "--epochs", "1", "--batch-size", "20", "--data", synthetic_mnist]
+    code, out, err = run_cli(capsys, *common, "--val-share", "0", "--out", tmp_path / "a.pt")
+    line = next(line for line in err.splitlines() if line.startswith("epoch "))
+    assert code == 0 and "None" not in err and "validation" not in line and "n/a" not in out + line
+    code, out, err = run_cli(capsys, *common, "--val-share", "20%", "--out", tmp_path / "b.pt")
+    line = next(line for line in err.splitlines() if line.startswith("epoch "))
+    assert code == 0 and "validation loss 0." in line and "validation accuracy" in line and "(validation " in out
+
+
+def test_label_smoothing_is_explained_before_its_loss_is_shown(synthetic_mnist, tmp_path, capsys):
+    common = ["--arch", "tutorial", "--epochs", "1", "--batch-size", "20", "--data", synthetic_mnist]
+    code, _, err = run_cli(capsys, "train", "--preset", "quick", *common, "--out", tmp_path / "q.pt")
+    assert code == 0 and "note: Label smoothing 0.1 is on" in err and "cannot fall below 0.50" in err
+    assert err.index("Label smoothing") < err.index("epoch 1/1")
+    code, _, err = run_cli(capsys, "train", "--preset", "tutorial", *common, "--out", tmp_path / "t.pt")
+    assert code == 0 and "smoothing" not in err
+
+
+def test_the_progress_bars_speed_and_eta_are_work_done_over_the_time_it_took():
+    from core.cli_progress import ProgressBar
+
+    # training: the core's own clock and sample count (not tqdm's moving average of recent updates)
+    bar = ProgressBar(10, "batches", quiet=True)
+    assert bar.update(2, samples=128, elapsed=1.0, loss="0.5").startswith("ETA 0:04, 128 samples/s, loss 0.5")
+    assert bar.update(9, samples=576, elapsed=2.0).startswith("ETA 0:00, 288 samples/s")
+    # fine-tuning: steps since the first report over the time since it; no ETA before there is a rate
+    now = [100.0]
+    bar = ProgressBar(10, "steps", quiet=True, clock=lambda: now[0])
+    assert bar.update(1).startswith("ETA …, … steps/s")
+    now[0] = 101.0
+    assert bar.update(3).startswith("ETA 0:04, 2 steps/s")  # 7 steps left at 2 a second
+    now[0] = 1000.0
+    assert bar.update(4).startswith("ETA 30:00, 0 steps/s")  # 3 steps in 900 s: 6 left take 1,800 s
 
 
 def test_train_without_data_is_one_clear_line(tmp_path, capsys, monkeypatch):

@@ -274,6 +274,7 @@ def test_cli_finetune_writes_a_record(synthetic_mnist, tmp_path, capsys, monkeyp
     assert record.settings["steps"] == 12 and len(record.curve["loss"]) == 12
     assert record.curve["samples"][-1] == 12 * record.settings["batch_size"]
     assert record.metrics["test_accuracy"] == report["mnist_test"]["after"]
+    assert record.precision in ("fp32", "bf16 autocast")  # what ran, never the "auto" that was asked for
 
 
 @requires_real_mnist
@@ -282,7 +283,7 @@ def test_cli_train_on_real_mnist_records_the_test_accuracy_it_prints(real_mnist_
     code, out, err = run_cli(capsys, "train", "--preset", "tutorial", "--batch-size", "1024", "--lr", "0.01",
                              "--data", real_mnist_dir, "--out", tmp_path / "real.pt", "--quiet", "--device", "cpu")
     assert code == 0, err
-    printed = float(out.split("test accuracy ")[1].split("%")[0]) / 100  # "test accuracy 95.12% (val n/a) ..."
+    printed = float(out.split("test accuracy ")[1].split("%")[0]) / 100  # "test accuracy 95.12% after ..."
     run = RunStore().list().runs[0]
     record = RunStore().load(run.id)
     assert run.test_accuracy == pytest.approx(printed, abs=5e-5) and run.test_accuracy > 0.9
