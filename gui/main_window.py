@@ -332,10 +332,13 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
     def on_train_tab_weights_trained(self, weights: LoadedWeights) -> None:
         self._previous = self.current_weights()
         self._use_weights(weights)
-        self.draw_tab.show_notice(f"Now using the weights you just trained: {weights.name} "
+        stopped = weights.metrics.get("stopped") is True  # Stop, then "Keep the model trained so far"
+        which = "partly trained weights kept at Stop" if stopped else "weights you just trained"
+        self.draw_tab.show_notice(f"Now using the {which}: {weights.name} "
                                   f"(test accuracy {100 * weights.test_accuracy:.2f}%).",
                                   can_go_back=self._previous is not None)
-        self.statusBar().showMessage(f"Training done: now using {weights.name}", 10000)
+        self.statusBar().showMessage(f"Training stopped; the partly trained model is kept and in use: {weights.name}"
+                                     if stopped else f"Training done: now using {weights.name}", 10000)
 
     @Slot(object)
     def on_my_digits_tab_weights_finetuned(self, weights: LoadedWeights) -> None:

@@ -336,6 +336,7 @@ def test_training_through_the_train_button(qtbot, window, tiny_settings):
     assert new is not before and new.path.parent == paths.user_weights_dir() and new.path.is_file()
     assert new.name in window.weights_label.text()
     assert new.name in window.draw_tab.notice_text()
+    assert window.statusBar().currentMessage() == f"Training done: now using {new.name}"
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     assert tab.train_button.isEnabled() and not tab.stop_button.isEnabled()
     window.draw_tab.previous_button.click()  # "Use previous weights"

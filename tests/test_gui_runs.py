@@ -192,6 +192,9 @@ def test_stop_then_keep_tests_and_saves_the_model_as_a_stopped_run(qtbot, window
     assert 0 <= kept.test_accuracy <= 1 and kept.metrics["stopped"] is True
     assert window.current_weights() is not before and window.current_weights().path == kept.path
     assert "Test accuracy" in tab.result.text() and "Stopped after" in tab.result.text()
+    assert window.statusBar().currentMessage() == \
+        f"Training stopped; the partly trained model is kept and in use: {kept.name}"
+    assert "partly trained" in window.draw_tab.notice_text()
     qtbot.waitUntil(lambda: not tab.is_training(), timeout=TIMEOUT)
     run = RunStore().list().runs[0]
     assert run.status == "stopped" and run.weights == str(kept.path.resolve())
