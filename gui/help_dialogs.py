@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGridLayout, QHeaderVi
 
 from core import logs, paths
 from core.runs import runs_dir
+from gui.mnist_download import MNIST_DOWNLOAD_SIZE
 
 PACKAGE = "digit-recognizer"
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
@@ -36,9 +37,9 @@ def about_text(title: str) -> str:
             "yourself.</p>"
             "<p><b>Offline:</b> recognizing what you draw or open, saving your own samples, loading and saving "
             "weights need no network: the trained weights ship with the app.</p>"
-            "<p><b>Needs a download once:</b> training and evaluating use MNIST (four files, about 12 MB compressed "
-            "from the MNIST mirrors torchvision knows), fetched the first time into the data folder and used "
-            "offline from then on. Help &gt; Where are my files? shows that folder.</p>"
+            f"<p><b>Needs a download once:</b> training and evaluating use MNIST (four files, {MNIST_DOWNLOAD_SIZE} "
+            "compressed, from the MNIST mirrors torchvision knows), fetched the first time into the data folder and "
+            "used offline from then on. Help &gt; Where are my files? shows that folder.</p>"
             "<p>PySide6 (Qt) and PyTorch. MIT license.</p>")
 
 

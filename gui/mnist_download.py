@@ -10,7 +10,10 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QLabel, 
 
 from gui.background import BackgroundTask
 
-MB = 1024 * 1024
+MB = 1_000_000  # decimal megabytes, as browsers and torchvision's mirrors count them
+# MNIST's four .gz files as the mirrors serve them: training images and labels, test images and labels
+MNIST_DOWNLOAD_BYTES = 9_912_422 + 28_881 + 1_648_877 + 4_542
+MNIST_DOWNLOAD_SIZE = f"about {MNIST_DOWNLOAD_BYTES / MB:.0f} MB"  # "about 12 MB": the dialog and Help > About
 
 
 def ensure_mnist(parent: QWidget, data_dir: str | None, then: Callable[[], object], download: bool = True) -> bool:
@@ -50,8 +53,8 @@ class MnistDownloadDialog(QDialog):
         self.setObjectName("mnistDownloadDialog")
         self.setWindowTitle("Downloading MNIST")
         self.setMinimumWidth(460)
-        self.message = QLabel(f"Training and evaluating use MNIST: four files, about 11 MB, downloaded once into "
-                              f"{root / 'MNIST' / 'raw'}.")
+        self.message = QLabel(f"Training and evaluating use MNIST: four files, {MNIST_DOWNLOAD_SIZE}, downloaded once "
+                              f"into {root / 'MNIST' / 'raw'}.")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.file_label = QLabel("Connecting…")

@@ -90,3 +90,12 @@ def test_evaluate_without_mnist_downloads_then_evaluates(qtbot, window, local_mi
     with qtbot.waitSignal(tab.report_shown, timeout=TIMEOUT, check_params_cb=lambda r: r is not None) as shown:
         tab.evaluate_button.click()  # starts the download; the evaluation follows
     assert shown.args[0] is not None and shown.args[0].evaluation.n == 200
+
+
+def test_the_download_dialog_and_about_give_the_same_size_for_mnist(qtbot, window, tmp_path):
+    dialog = MnistDownloadDialog(tmp_path, window)  # its first words, before anything downloads
+    window._show_about()
+    about = window.help_window().text()
+    assert "four files, about 12 MB" in dialog.message.text() and "four files, about 12 MB" in about
+    dialog.on_task_progress_changed((1_648_877, 1_648_877, "t10k-images-idx3-ubyte.gz"))
+    assert dialog.progress.format() == "1.6 of 1.6 MB"  # the same megabytes as the total
