@@ -55,8 +55,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             bar = ProgressBar(p.total, "steps", args.quiet)
         bar.update(p.step, loss=f"{p.loss:.4f}")
 
+    if args.download:  # MNIST for the replay: a download shows its progress; offline, where the files come from
+        from core.cli_download import locate_with_progress
+        from core.data import DataError
+
+        try:
+            locate_with_progress(args.data, True, args.quiet)
+        except DataError as exc:
+            print(f"note: {exc}", file=sys.stderr)
     try:
-        result = finetune(base, samples, settings, data_dir=args.data, download=args.download, on_progress=on_progress)
+        result = finetune(base, samples, settings, data_dir=args.data, download=False, on_progress=on_progress)
     except FinetuneError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:  # Ctrl+C: the run is kept as stopped, without weights

@@ -225,3 +225,45 @@ def test_cli_offline_is_one_line_once(command, tmp_path, capsys, monkeypatch):
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and err.count("MNIST not found") == 1
     assert err.startswith("error: MNIST not found") and "Connection refused" in err and "Traceback" not in err
     assert not root.exists()
+
+
+def _finetune_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """A small trained base and a samples folder (3 per digit) for `finetune`."""
+    from core.weights import save_weights
+    from tests.test_finetune import base_weights
+    from tests.test_samples import write_image_folder
+
+    base = base_weights("tutorial")
+    weights = save_weights(tmp_path / "tiny.pt", base.model, "tutorial", {}, (0.0, 1.0), {"preset": "quick"},
+                           {"test_accuracy": None})
+    return weights, write_image_folder(tmp_path / "mine", per_digit=3)
+
+
+def test_cli_finetune_download_shows_progress_then_replays_mnist(local_mirror, tmp_path, capsys):
+    from core.cli import main
+
+    weights, samples = _finetune_inputs(tmp_path)
+    root = tmp_path / "data"
+    code = main(["finetune", str(samples), "--weights", str(weights), "--data", str(root), "--download",
+                 "--out", str(tmp_path / "new.pt")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    bar = err.index("downloading train-images-idx3-ubyte.gz")
+    assert "100%" in err[bar:err.index("downloading train-labels")]  # the bar reached the end, before the steps
+    assert bar < err.index("steps [") and "MNIST test: unknown" not in out and "MNIST test: " in out
+
+
+def test_cli_finetune_download_offline_says_where_the_files_come_from_once(tmp_path, capsys, monkeypatch):
+    from core.cli import main
+
+    url = refused_url()
+    monkeypatch.setattr(core.mnist_download, "mnist_sources", lambda: ([url], [(f"{n}.gz", "0" * 32)
+                                                                              for n in ALL_FILE_NAMES]))
+    weights, samples = _finetune_inputs(tmp_path)
+    root = tmp_path / "data"
+    code = main(["finetune", str(samples), "--weights", str(weights), "--data", str(root), "--download",
+                 "--out", str(tmp_path / "new.pt"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0 and (tmp_path / "new.pt").is_file()  # it still fine-tunes, without the replay
+    assert err.count("Get the four files") == 1 and "t10k-labels-idx1-ubyte.gz" in err and str(root) in err
+    assert "MNIST test: unknown" in out and "Traceback" not in err and not root.exists()
