@@ -48,7 +48,11 @@ def share(text: str) -> float:
         value = float(stripped[:-1] if percent else stripped)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r:.40} is not a share; write 0.1 or 10%") from None
-    return value / 100 if percent else value
+    value = value / 100 if percent else value
+    if not 0 <= value < 1:  # NaN too; said in both units, so "30" shows what was meant
+        raise argparse.ArgumentTypeError(f"{text:.40} is out of range: a share from 0 up to, not including, 1 "
+                                         f"(0.3), or a percentage below 100% (30%)")
+    return value
 
 
 def _load_weights_or_default(path: str | None):

@@ -212,3 +212,12 @@ def test_train_init_from_a_missing_file_is_one_error_line(synthetic_mnist, tmp_p
                              "--init", tmp_path / "nope.pt", "--out", tmp_path / "w.pt", "--quiet")
     assert code == 1 and err.startswith("error: cannot start from") and "nope.pt" in err and "Traceback" not in err
     assert not (tmp_path / "w.pt").exists()
+
+
+@pytest.mark.parametrize("text", ["30", "100%", "-0.1", "nan"])
+def test_a_val_share_out_of_range_names_the_option_and_both_units_before_any_work(text, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--val-share", text, "--data", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--val-share" in err and f"{text} is out of range" in err
+    assert "(0.3)" in err and "(30%)" in err and "MNIST" not in err and not (tmp_path / "nowhere").exists()
