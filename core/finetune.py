@@ -110,6 +110,7 @@ class FinetuneResult:
     timings: dict = field(default_factory=dict)  # seconds by phase: data, before, train, after
     precision: str = "fp32"             # what ran: "bf16" (autocast) or "fp32", as TrainResult.precision
     threads: int | None = None          # torch threads it ran with on a CPU; None on a GPU
+    kept: bool = False                  # stopped, and measured to be kept (measure_when_stopped): it may be saved
 
 
 def held_out_split(labels: torch.Tensor, share: float, min_samples: int, seed: int
@@ -167,9 +168,11 @@ def _load_replay(data_dir: str | Path | None, download: bool, notes: list[str]) 
 def finetune(base: LoadedWeights, samples: SampleSet, settings: FinetuneSettings | None = None,
              data_dir: str | Path | None = None, download: bool = False,
              on_progress: Callable[[FinetuneProgress], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
+             should_stop: Callable[[], bool] | None = None,
+             measure_when_stopped: Callable[[], bool] | None = None) -> FinetuneResult:
     """Fine-tune a copy of `base` on `samples` (MNIST replay from `data_dir` when found); `should_stop()` each step.
 
+    A stopped run skips the accuracy-after passes unless `measure_when_stopped()` says the model will be kept.
     Without `settings`, the recipe measured for the base's architecture (finetune_settings)."""
     settings = settings or finetune_settings(base.arch)
     settings.validate()
@@ -182,13 +185,13 @@ def finetune(base: LoadedWeights, samples: SampleSet, settings: FinetuneSettings
         device = select_device(settings.device)
         with seeded_rng(settings.seed, device):  # dropout draws from the global generator
             result = _finetune(base, samples, settings, device, data_dir, download, on_progress, should_stop,
-                               notes, timings)
+                               measure_when_stopped, notes, timings)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, data_dir, download, on_progress,
-              should_stop, notes: list[str], timings: dict[str, float]) -> FinetuneResult:
+              should_stop, measure_when_stopped, notes: list[str], timings: dict[str, float]) -> FinetuneResult:
     tick = time.perf_counter()
     images = torch.from_numpy(samples.images).to(torch.uint8)     # (N, 28, 28)
     labels = torch.from_numpy(samples.labels).to(torch.long)      # (N,)
@@ -220,20 +223,22 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
     tick = time.perf_counter()
     held_out = mnist_test = None
     cpu = torch.device("cpu")
+    measure = not stopped or (measure_when_stopped is not None and measure_when_stopped())  # a kept stopped run
     if len(held_idx):
-        after = None if stopped else _accuracy(model, images[held_idx], labels[held_idx], norm, cpu)
+        after = _accuracy(model, images[held_idx], labels[held_idx], norm, cpu) if measure else None
         held_out = {"n": len(held_idx), "before": held_before, "after": after}
     if mnist is not None:
-        after = None if stopped else _accuracy(model, mnist.test_images, mnist.test_labels, norm, cpu)
+        after = _accuracy(model, mnist.test_images, mnist.test_labels, norm, cpu) if measure else None
         mnist_test = {"before": mnist_before, "after": after}
     model = model.to(memory_format=torch.contiguous_format).eval()
     if stopped:
-        notes.append(f"stopped after {steps_done} of {settings.steps} steps: accuracy after was not measured")
+        notes.append(f"stopped after {steps_done} of {settings.steps} steps" +
+                     ("" if measure else ": accuracy after was not measured"))
     timings["after"] = time.perf_counter() - tick
     return FinetuneResult(model, base.arch, dict(base.arch_args), norm, len(samples), held_out, mnist_test, notes,
                           0.0, stopped, settings, len(train_idx), steps_done, timings,
                           "bf16" if autocast_dtype(settings.precision, device) is not None else "fp32",  # as _train ran
-                          torch.get_num_threads() if device.type == "cpu" else None)
+                          torch.get_num_threads() if device.type == "cpu" else None, stopped and measure)
 
 
 def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mnist: MnistData | None,
@@ -320,7 +325,7 @@ def save_finetuned(result: FinetuneResult, base: LoadedWeights, out: Path | str 
     """Write the fine-tuned weights (default: a new file in the per-user weights folder); never over the shipped
     defaults or the base file (FinetuneError). If `out` cannot be written, the weights go to a new file in the weights
     folder and a note says so; WeightsError only if nothing could be saved."""
-    if result.stopped:
+    if result.stopped and not result.kept:
         raise FinetuneError("the fine-tune was stopped before it finished; there is nothing to save")
     out = Path(out).expanduser() if out is not None else None
     if out is not None:
@@ -330,6 +335,7 @@ def save_finetuned(result: FinetuneResult, base: LoadedWeights, out: Path | str 
         "test_accuracy": mnist.get("after"), "test_accuracy_before": mnist.get("before"),
         "held_out_accuracy": held.get("after"), "held_out_before": held.get("before"), "held_out_n": held.get("n"),
         "finetune_samples": result.samples, "train_seconds": round(result.seconds, 2),
+        **({"stopped": True, "steps_done": result.steps_done} if result.stopped else {}),
     }
     settings = {
         "preset": "fine-tuned", "arch": result.arch, "arch_args": dict(result.arch_args),
@@ -337,7 +343,7 @@ def save_finetuned(result: FinetuneResult, base: LoadedWeights, out: Path | str 
         "base_preset": base.settings.get("preset"), "finetune": asdict(result.settings), "notes": list(result.notes),
     }
     saved = save_training_result(result.model, result.arch, result.arch_args, result.normalization, settings, metrics,
-                                 out, f"finetuned-{result.arch}")
+                                 out, f"finetuned-{result.arch}" + ("-stopped" if result.stopped else ""))
     if saved.fell_back:
         result.notes.append(f"could not save to {saved.requested} ({saved.reason}); saved to {saved.path} instead")
     return saved.path

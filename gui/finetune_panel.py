@@ -1,11 +1,13 @@
 """"Teach it my handwriting": fine-tune the weights in use on your samples, in a worker thread, with progress and Stop.
 
 The result is saved as new weights (core.finetune.save_finetuned: never over the shipped defaults or the base file),
-and the report gives accuracy before/after on a held-out share of your samples and on the MNIST test set.
+and the report gives accuracy before/after on a held-out share of your samples and on the MNIST test set. Stop asks
+whether to keep what was learned so far (measured, saved and used, recorded as stopped) or discard it.
 """
 from __future__ import annotations
 
 import html
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -14,11 +16,19 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.background import MACHINE_THREADS, BackgroundTask, TaskControl
+from gui.stop_question import ask_keep_or_discard
 
 if TYPE_CHECKING:
     from core.finetune import FinetuneProgress, FinetuneResult
     from core.weights import LoadedWeights
     from gui.sample_library import SampleLibrary
+
+
+class UserStop:
+    """The user's Stop, apart from the task's cancel (the window closing): `keep` is set before the event."""
+
+    def __init__(self):
+        self.event, self.keep = threading.Event(), False
 
 
 @dataclass
@@ -29,10 +39,11 @@ class FinetuneOutcome:
     weights: LoadedWeights
 
 
-def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None,
-                 control: TaskControl) -> FinetuneOutcome | None:
-    """Worker thread: read the samples, fine-tune, save (unless stopped) and load the new file back; the run's record
-    (core/runs.py) is written at the end: completed, stopped (nothing saved) or failed once it had begun."""
+def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None, control: TaskControl,
+                 user_stop: UserStop | None = None) -> FinetuneOutcome | None:
+    """Worker thread: read the samples, fine-tune, save and load the new file back; the run's record (core/runs.py)
+    is written at the end: completed, stopped (kept and saved, or nothing saved) or failed once it had begun.
+    None when nothing was saved: discarded by the user's Stop, or the window is closing (`control`)."""
     from core.finetune import FinetuneError, finetune, finetune_settings, save_finetuned
     from core.run_recorder import RunRecorder, finetune_metrics
     from core.samples import load_samples
@@ -48,12 +59,20 @@ def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None
 
     try:
         # download=False: offline users would wait on every mirror; without MNIST the core fine-tunes and says so
-        result = finetune(base, samples, settings, data_dir=data_dir, download=False,
-                          on_progress=on_progress, should_stop=control.should_stop)
+        user_stop = user_stop or UserStop()
+
+        def keep() -> bool:  # closing the window never keeps
+            return user_stop.keep and not control.should_stop()
+
+        result = finetune(base, samples, settings, data_dir=data_dir, download=False, on_progress=on_progress,
+                          should_stop=lambda: user_stop.event.is_set() or control.should_stop(),
+                          measure_when_stopped=keep)
         recorder.ran_with(result)  # "auto" became bf16 or fp32
-        if result.stopped or control.should_stop():
+        # the window closing, or Discard (even one clicked as the last step ended): nothing is saved
+        if control.should_stop() or (user_stop.event.is_set() and not user_stop.keep):
             recorder.finish("stopped", finetune_metrics(result), message="stopped; nothing was saved")
-            return None  # nothing is saved
+            return None
+        stopped = result.stopped  # Keep before the last step: measured, saved and used, recorded as stopped
         try:
             path = save_finetuned(result, base)
         except OSError as exc:
@@ -63,7 +82,8 @@ def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None
         if recorder.samples_done:  # it had begun: kept as a failed run with its message
             recorder.finish("failed", message=str(exc))
         raise
-    recorder.finish("completed", finetune_metrics(result), path, message="; ".join(result.notes) or None)
+    recorder.finish("stopped" if stopped else "completed", finetune_metrics(result), path,
+                    message="; ".join(result.notes) or None)
     return FinetuneOutcome(result, load_weights(path))
 
 
@@ -102,13 +122,16 @@ class FinetunePanel(QWidget):
         self._data_folder = data_folder
         self._task: BackgroundTask | None = None  # made at the first run, when torch is loaded
         self._finetuned: LoadedWeights | None = None
+        self._user_stop: UserStop | None = None  # this run's Stop (the task's cancel is the window closing)
+        self._stop_box = None                    # "keep or discard?" while it is open
         self.start_button = QPushButton("Teach it my handwriting")
         self.start_button.setObjectName("finetuneButton")
         self.start_button.setToolTip("Fine-tune the weights in use on your samples (augmented, mixed with MNIST so "
                                      "it does not forget), save them as new weights and use them")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("finetuneStop")
-        self.stop_button.setToolTip("Stop; nothing is saved")
+        self.stop_button.setToolTip("Stop after the current step: keep what it learned so far (measured, saved and "
+                                    "used, recorded as stopped) or discard it")
         self.stop_button.setEnabled(False)
         self.back_button = QPushButton("Use previous weights")
         self.back_button.setObjectName("finetuneBack")
@@ -164,7 +187,8 @@ class FinetunePanel(QWidget):
             self._task.cancelled.connect(self.on_task_cancelled)
             self._task.finished.connect(self.on_task_finished)
         folder, data_dir = self._library.root, self._data_folder() or None
-        self._task.start(lambda control: run_finetune(base, folder, data_dir, control))
+        user_stop = self._user_stop = UserStop()
+        self._task.start(lambda control: run_finetune(base, folder, data_dir, control, user_stop))
         self.progress.setRange(0, 0)  # busy until the first step: reading samples and MNIST
         self.status.setText("Reading your samples and MNIST\u2026")
         self.result.clear()
@@ -172,11 +196,38 @@ class FinetunePanel(QWidget):
         return True
 
     def stop(self) -> None:
-        if self.is_running():
-            self._task.cancel()
-            self.status.setText("Stopping\u2026")
+        """Ask what becomes of what was learned so far: keep it, discard it, or keep fine-tuning (a non-modal box:
+        the steps go on meanwhile); stop_box() gives it to tests."""
+        if not self.is_running() or self._user_stop is None or self._user_stop.event.is_set():
+            return
+        if self._stop_box is not None:
+            self._stop_box.raise_()
+            return
+        self._stop_box = ask_keep_or_discard(
+            self, "Stop fine-tuning", "Stop fine-tuning after the current step?",
+            "Keep what it learned so far: it is measured on your held-out samples and the MNIST test images, saved "
+            "as new weights and used (recorded as stopped). Discard it: nothing is saved, the model in use stays.",
+            "&Keep what it learned", "Keep &fine-tuning", self.stop_now)
+        self._stop_box.destroyed.connect(self._forget_stop_box)
+
+    def stop_box(self):
+        return self._stop_box
+
+    @Slot()
+    def _forget_stop_box(self) -> None:
+        self._stop_box = None
+
+    def stop_now(self, keep: bool) -> None:
+        """Stop before the next step; `keep`: measure, save and use the model fine-tuned so far."""
+        if not self.is_running() or self._user_stop is None:
+            return
+        self._user_stop.keep = keep  # before the event, which the worker thread reads first
+        self._user_stop.event.set()
+        self.status.setText("Stopping, then measuring what it learned\u2026" if keep else "Stopping\u2026")
 
     def shutdown(self) -> None:
+        if self._stop_box is not None:
+            self._stop_box.close()
         if self._task is not None:
             self._task.shutdown()
 
@@ -215,7 +266,7 @@ class FinetunePanel(QWidget):
             return
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        self.status.setText("Done.")
+        self.status.setText("Stopped; what it learned is kept." if outcome.result.stopped else "Done.")
         self.result.setText(describe_outcome(outcome.result, outcome.weights))
         self._finetuned = outcome.weights
         self.weights_finetuned.emit(outcome.weights)
@@ -234,5 +285,7 @@ class FinetunePanel(QWidget):
 
     @Slot()
     def on_task_finished(self) -> None:
+        if self._stop_box is not None:  # the run ended before an answer: the question has nothing left to stop
+            self._stop_box.close()
         self._set_running(False)
         self.finetune_ended.emit()

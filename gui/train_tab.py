@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import math
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -11,28 +10,18 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QFrame, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
+from core.cli_progress import clock_duration
+from core.settings import label_smoothing_note
 from gui.background import BackgroundTask, machine_threads
 from gui.loss_chart import LossChart
 from gui.mnist_download import ensure_mnist
+from gui.stop_question import ask_keep_or_discard
 from gui.train_form import TrainForm
 from gui.train_worker import TrainOutcome, TrainProgress, TrainWorker
 
 if TYPE_CHECKING:
     from core.training import EpochResult
     from core.weights import LoadedWeights
-
-
-def smoothed_loss_floor(label_smoothing: float, classes: int = 10) -> float:
-    """The lowest cross-entropy a perfect classifier reaches when trained with label smoothing (the targets'
-    entropy): 0.50 for 0.1 over 10 digits, so such a run's loss levels off there while its accuracy keeps rising."""
-    on, off = 1 - label_smoothing + label_smoothing / classes, label_smoothing / classes
-    return -(on * math.log(on) + (classes - 1) * off * math.log(off)) if label_smoothing > 0 else 0.0
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class TrainTab(QWidget):
@@ -139,7 +128,7 @@ class TrainTab(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self._batches_done, self._label_smoothing = 0, settings.label_smoothing
-        self.chart.set_loss_note(self._smoothing_note())
+        self.chart.set_loss_note(label_smoothing_note(self._label_smoothing))
         self.stats.setText("Loading MNIST…")
         self.epochs_label.clear()
         self.result.clear()
@@ -155,25 +144,12 @@ class TrainTab(QWidget):
         if self._stop_box is not None:
             self._stop_box.raise_()
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Stop training",
-                          "Stop training after the current batch?", QMessageBox.StandardButton.NoButton, self)
-        box.setInformativeText("Keep the model trained so far: it is tested on the 10,000 MNIST test images, saved "
-                               "and used like a finished run (marked as stopped). Discard it: nothing is saved.")
-        keep = box.addButton("&Keep the model trained so far", QMessageBox.ButtonRole.AcceptRole)
-        keep.setObjectName("stopKeep")
-        discard = box.addButton("&Discard it", QMessageBox.ButtonRole.DestructiveRole)
-        discard.setObjectName("stopDiscard")
-        go_on = box.addButton("Keep &training", QMessageBox.ButtonRole.RejectRole)
-        go_on.setObjectName("stopCancel")
-        box.setDefaultButton(keep)
-        box.setEscapeButton(go_on)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.buttonClicked.connect(lambda button: self.stop(keep=True) if button is keep else
-                                  self.stop(keep=False) if button is discard else None)
-        box.destroyed.connect(self._forget_stop_box)
-        self._stop_box = box
-        box.show()
+        self._stop_box = ask_keep_or_discard(
+            self, "Stop training", "Stop training after the current batch?",
+            "Keep the model trained so far: it is tested on the 10,000 MNIST test images, saved and used like a "
+            "finished run (marked as stopped). Discard it: nothing is saved.",
+            "&Keep the model trained so far", "Keep &training", lambda keep: self.stop(keep=keep))
+        self._stop_box.destroyed.connect(self._forget_stop_box)
 
     def stop_box(self) -> QMessageBox | None:
         return self._stop_box
@@ -237,19 +213,10 @@ class TrainTab(QWidget):
             return  # the stop's own line stays (stop())
         # rate and ETA come from the core's wall clock since the first batch: no guess before there is a rate
         rate = f"{p.samples_per_second:,.0f} samples/s" if p.eta_seconds is not None else "… samples/s"
-        eta = _duration(p.eta_seconds) if p.eta_seconds is not None else "…"
+        eta = clock_duration(p.eta_seconds) if p.eta_seconds is not None else "…"
         self.stats.setText("Testing on the 10,000 test images…" if p.batches_done == p.total_batches else
                            f"Epoch {p.epoch + 1}/{p.epochs} · loss {p.loss:.4f} · "
                            f"training accuracy {100 * p.running_accuracy:.1f}% · {rate} · ETA {eta}")
-
-    def _smoothing_note(self) -> str:
-        """Why a label-smoothed run's loss levels off high while its accuracy is higher; empty without smoothing."""
-        if self._label_smoothing <= 0:
-            return ""
-        return (f"Label smoothing {self._label_smoothing:g} is on: the network is taught to keep a little "
-                f"probability on the other digits, so its loss cannot fall below "
-                f"{smoothed_loss_floor(self._label_smoothing):.2f} even when every answer is right. "
-                "Compare runs by accuracy, not by loss.")
 
     def _show_epoch(self, epoch: EpochResult) -> None:
         self.chart.add_epoch(self._batches_done, epoch.val_loss, epoch.val_accuracy)
@@ -281,7 +248,7 @@ class TrainTab(QWidget):
         self.result.setText(f"<b>Test accuracy {100 * accuracy:.2f}%</b> on the 10,000 MNIST test images. "
                             f"Saved as {html.escape(weights.name)} in {html.escape(str(weights.path.parent))}. "
                             "The Draw tab now uses these weights."
-                            + (f"<br>{html.escape(self._smoothing_note())}" if self._smoothing_note() else ""))
+                            + (f"<br>{html.escape(note)}" if (note := label_smoothing_note(self._label_smoothing)) else ""))
         self.weights_trained.emit(weights)
 
     def _show_kept(self, weights: LoadedWeights, batches: int) -> None:

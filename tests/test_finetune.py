@@ -133,6 +133,18 @@ def test_stop_ends_early_and_nothing_is_saved(tutorial_base, synthetic_mnist):
     assert not paths.user_weights_dir().exists()
 
 
+def test_a_stopped_run_to_be_kept_is_measured_and_saved_marked_as_stopped(tutorial_base, synthetic_mnist):
+    calls = []
+    result = finetune(tutorial_base, sample_set(10, seed=3), FAST, data_dir=synthetic_mnist,
+                      on_progress=calls.append, should_stop=lambda: len(calls) >= 3, measure_when_stopped=lambda: True)
+    assert result.stopped and result.kept and result.steps_done == 3
+    assert 0 <= result.held_out["after"] <= 1 and 0 <= result.mnist_test["after"] <= 1
+    assert "stopped after 3 of" in result.notes[-1] and "not measured" not in result.notes[-1]
+    saved = load_weights(save_finetuned(result, tutorial_base))
+    assert "stopped" in saved.path.name and saved.metrics["stopped"] and saved.metrics["steps_done"] == 3
+    assert saved.metrics["test_accuracy"] == result.mnist_test["after"]
+
+
 def test_save_writes_a_new_file_with_before_after_metrics_and_refuses_the_defaults(tutorial_base, synthetic_mnist,
                                                                                     tmp_path):
     result = finetune(tutorial_base, sample_set(10, seed=3), FAST, data_dir=synthetic_mnist)

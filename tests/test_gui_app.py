@@ -379,7 +379,7 @@ def test_the_label_smoothing_floor_is_what_pytorch_computes_for_a_perfect_model(
     import torch
     import torch.nn.functional as F
 
-    from gui.train_tab import smoothed_loss_floor
+    from core.settings import smoothed_loss_floor
 
     target = torch.full((1, 10), smoothing / 10)
     target[0, 3] += 1 - smoothing

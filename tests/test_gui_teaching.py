@@ -16,6 +16,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QPushButton  # noqa: E402
 
 from core import paths  # noqa: E402
+from core.runs import RunStore  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.gui_support import (  # noqa: E402,F401 (fixtures are found by name in this module)
     TIMEOUT, draw, open_window, private_qsettings, settings, trained_window, tutorial_weights, window)
@@ -273,15 +274,56 @@ def test_finetune_without_mnist_says_it_could_not_guard_against_forgetting(qtbot
     assert "MNIST test images: unknown" in result and "forgetting" in result and "held-out" not in result
 
 
-def test_stop_saves_nothing_and_keeps_the_model(qtbot, window, synthetic_mnist, one_torch_thread):
+def stop_box_button(qtbot, panel, name: str):
+    """Stop's question, once it is shown: its button `name` (stopKeep, stopDiscard, stopCancel)."""
+    qtbot.waitUntil(lambda: panel.stop_box() is not None and panel.stop_box().isVisible(), timeout=TIMEOUT)
+    return panel.stop_box().findChild(QPushButton, name)
+
+
+def test_stop_then_discard_saves_nothing_and_keeps_the_model(qtbot, window, synthetic_mnist, one_torch_thread):
     add_synthetic_writer(per_digit=2)
     window.train_tab.form.set_data_folder(str(synthetic_mnist))
     tab, before = show_my_digits(qtbot, window), window.current_weights()
     with qtbot.waitSignal(tab.finetune.finetune_ended, timeout=TIMEOUT):
         assert tab.finetune.start()
         button(window, "finetuneStop").click()
-    assert "Nothing was saved" in tab.finetune.result.text()
+        qtbot.mouseClick(stop_box_button(qtbot, tab.finetune, "stopDiscard"), Qt.MouseButton.LeftButton)
+    assert "Nothing was saved" in tab.finetune.result.text() and tab.finetune.stop_box() is None
     assert window.current_weights() is before and not list(paths.user_weights_dir().glob("*.pt"))
+    run = RunStore().list().runs[0]
+    assert run.status == "stopped" and run.weights is None
+
+
+def test_stop_then_keep_measures_saves_and_uses_what_was_learned(qtbot, window, synthetic_mnist, one_torch_thread):
+    add_synthetic_writer(per_digit=2)
+    window.train_tab.form.set_data_folder(str(synthetic_mnist))
+    tab, before = show_my_digits(qtbot, window), window.current_weights()
+    panel = tab.finetune
+    with qtbot.waitSignal(panel.weights_finetuned, timeout=TIMEOUT):
+        assert panel.start()
+        qtbot.waitUntil(lambda: panel.progress.value() >= 2, timeout=TIMEOUT)  # some steps done
+        button(window, "finetuneStop").click()
+        qtbot.mouseClick(stop_box_button(qtbot, panel, "stopKeep"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.is_running(), timeout=TIMEOUT)
+    text = panel.result.text()
+    assert panel.status.text().startswith("Stopped; what it learned is kept") and "Stopped after" in text
+    assert "accuracy after was not measured" not in text and "MNIST test images: " in text and "unknown" not in text
+    kept = window.current_weights()
+    assert kept is not before and kept.path.parent == paths.user_weights_dir() and kept.path.is_file()
+    run = RunStore().list().runs[0]
+    assert (run.kind, run.status, run.weights) == ("finetune", "stopped", str(kept.path.resolve()))
+    assert 0 < RunStore().load(run.id).metrics["steps_done"] < RunStore().load(run.id).settings["steps"]
+
+
+def test_keep_fine_tuning_closes_the_question_and_the_run_completes(qtbot, window, synthetic_mnist, one_torch_thread):
+    add_synthetic_writer(per_digit=2)
+    window.train_tab.form.set_data_folder(str(synthetic_mnist))
+    tab = show_my_digits(qtbot, window)
+    with qtbot.waitSignal(tab.finetune.weights_finetuned, timeout=TIMEOUT):
+        assert tab.finetune.start()
+        button(window, "finetuneStop").click()
+        qtbot.mouseClick(stop_box_button(qtbot, tab.finetune, "stopCancel"), Qt.MouseButton.LeftButton)
+    assert tab.finetune.status.text() == "Done." and RunStore().list().runs[0].status == "completed"
 
 
 def test_finetune_without_samples_or_with_only_unreadable_ones_explains(qtbot, window):
