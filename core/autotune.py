@@ -20,10 +20,19 @@ class ThreadTuner:
     one thread alone runs at about its idle speed. A tiny net can spend more on waking threads than it gains.
     Load changes during a run (a browser starts or closes), so the choice is checked again: at once when the
     speed at the chosen count drifts, and now and then anyway (one thread does not notice a core come free).
+
+    Finding out must be cheap when a count stalls: on 4 cores beside one busy program, 4 threads took 630 ms a
+    batch against 3 threads' 7.7 ms (a Xeon, measured), and warming up and timing 4 threads first cost ~6 s of a
+    7 s run. So it warms up on one thread (safe under any load, ~2x slower idle for a few batches), whose last
+    batches time one thread; every other count is then met with a reference, and dropped after a single batch that
+    is hopelessly slow.
     """
 
-    WARMUP = 6              # batches before the first timing: allocator and oneDNN caches settle
-    SETTLE = 1              # batches after a switch that are not timed (the pool wakes or parks)
+    WARMUP = 6              # batches on one thread before the first sweep: allocator and oneDNN caches settle...
+    WARMUP_TIMED = 2        # ...of which those after the first two time one thread, at least a WINDOW of batches
+    WARMUP_SECONDS = 0.05   # and this long (it only has to rule out a stalling count; sweeps time it again)
+    SETTLE = 1              # batches after a switch that are not timed (the pool wakes or parks)...
+    HOPELESS = 3.0          # ...unless one is this much slower a sample than the best timed so far: dropped at once
     WINDOW = 4              # a candidate is timed over at least this many batches...
     WINDOW_SECONDS = 0.2    # ...and this long: a busy core's scheduler slices are milliseconds long
     LOSING = 1.5            # a candidate this much slower than the best timed so far is dropped after 2 batches
@@ -41,17 +50,20 @@ class ThreadTuner:
         self._batch = 0
         self._last: float | None = None     # clock at the previous batch's end
         self._active = len(self.candidates) > 1
-        self._sweep_at: float | None = None  # clock time of the next periodic sweep (None: after WARMUP batches)
+        self._threads = max_threads         # the count set now
+        self._sweep_at: float | None = None  # clock time of the next periodic sweep (None: warming up)
         self._interval = self.FIRST_RECHECK
         self._plan: list[int] = []          # candidates still to time in this sweep
-        self._current: int | None = None    # the candidate being timed (None: running at `best`)
+        self._current: int | None = None    # the candidate being timed (None: warming up or running at `best`)
         self._since_switch = 0
         self._window: list[tuple[float, int]] = []  # (seconds, samples) of the batches timed so far
         self._costs: dict[int, float] = {}
+        if self._active:
+            self._switch(min(self.candidates))
 
     @property
     def threads(self) -> int:
-        return self._current if self._current is not None else self.best
+        return self._threads
 
     def batch_done(self, samples: int) -> None:
         """Call after every training batch with its size; switches the thread count between batches."""
@@ -60,7 +72,19 @@ class ThreadTuner:
         self._batch += 1
         if not self._active:
             return
+        if self._sweep_at is None and self._current is None:  # warming up on one thread
+            if seconds is not None and self._batch > self.WARMUP_TIMED:
+                self._window.append((seconds, samples))
+            if self._batch >= self.WARMUP and len(self._window) >= self.WINDOW and \
+                    sum(s for s, _ in self._window) >= self.WARMUP_SECONDS:
+                self._start_sweep(first=True)
+            return
         self._since_switch += 1
+        if self._current is not None and seconds is not None and self._costs and \
+                seconds / max(samples, 1) > self.HOPELESS * min(self._costs.values()):
+            self._costs[self._current] = seconds / max(samples, 1)  # one batch says enough: 4 threads, 630 ms
+            self._next_candidate()
+            return
         if seconds is not None and self._since_switch > self.SETTLE:
             self._window.append((seconds, samples))
         if self._current is not None:  # timing a candidate
@@ -70,17 +94,15 @@ class ThreadTuner:
             if self._window_full() or losing:
                 self._costs[self._current] = self._window_cost()
                 self._next_candidate()
-        elif self._sweep_at is None:
-            if self._batch >= self.WARMUP:
-                self._start_sweep()
         elif now >= self._sweep_at:
             self._start_sweep()
         elif self._window_full():  # watching the chosen count: has its speed drifted since it was timed?
-            drift = abs(self._window_cost() / self._costs[self.best] - 1)
+            cost = self._window_cost()
+            drift = abs(cost / self._costs[self.best] - 1)
             self._window = []
-            if drift > self.DRIFT:
+            if drift > self.DRIFT:  # this window has just timed the chosen count under the new load
                 self._interval = self.FIRST_RECHECK
-                self._start_sweep()
+                self._start_sweep(known={self.best: cost})
 
     def _window_full(self) -> bool:
         return len(self._window) >= self.WINDOW and sum(s for s, _ in self._window) >= self.WINDOW_SECONDS
@@ -92,16 +114,31 @@ class ThreadTuner:
         kept = sorted(self._window, key=lambda b: b[0] / max(b[1], 1))[:max(1, len(self._window) * 9 // 10)]
         return sum(s for s, _ in kept) / max(sum(n for _, n in kept), 1)
 
-    def _start_sweep(self) -> None:
-        # the current choice first, so it is timed under the same conditions as the others
-        self._plan, self._costs = [self.best] + [c for c in self.candidates if c != self.best], {}
+    def _start_sweep(self, first: bool = False, known: dict[int, float] | None = None) -> None:
+        """Time every candidate against a reference, so that a count that stalls is dropped after one batch. The
+        first sweep has one thread's warm-up timing and goes from many threads to few (on an idle machine the
+        fastest is timed first and the slower ones are dropped early); a periodic sweep times the current choice
+        first, under the same conditions as the others; a sweep started by drift already has it (`known`)."""
+        if first:
+            fewest = min(self.candidates)
+            known = {fewest: self._window_cost()}
+            self._plan, self._costs = [c for c in self.candidates if c != fewest], known
+        elif known is not None:
+            self._plan, self._costs = [c for c in self.candidates if c not in known], dict(known)
+        else:
+            self._plan, self._costs = [self.best] + [c for c in self.candidates if c != self.best], {}
         self._next_candidate()
+
+    def _switch(self, threads: int) -> None:
+        if threads != self._threads:
+            self._set(threads)
+            self._threads = threads
 
     def _next_candidate(self) -> None:
         self._since_switch, self._window = 0, []
         if self._plan:
             self._current = self._plan.pop(0)
-            self._set(self._current)
+            self._switch(self._current)
             return
         fastest = min(self._costs, key=self._costs.get)
         changed = self._costs[fastest] < self._costs[self.best] * (1 - self.MARGIN)
@@ -111,7 +148,7 @@ class ThreadTuner:
         self._interval = self.FIRST_RECHECK if changed else min(2 * self._interval, self.LONGEST_RECHECK)
         self._sweep_at = self._clock() + self._interval
         self._current = None
-        self._set(self.best)
+        self._switch(self.best)
 
 
 # (device type, model class, parameter count, batch size, threads) -> the chosen dtype (None: fp32)

@@ -86,6 +86,32 @@ def test_throughput_decides_not_the_typical_batch():
     assert tuner.best == 1  # 2 threads: median 6.4 ms a batch, but 16.4 ms on average; 1 thread: 9.6 ms
 
 
+def fake_seconds(machine: FakeMachine, tuner: ThreadTuner, batches: int, samples: int = 64) -> float:
+    start = machine.now
+    machine.run(tuner, batches, samples)
+    return machine.now - start
+
+
+def test_a_count_that_stalls_beside_a_busy_program_costs_little_to_rule_out():
+    """4 cores, one busy program (measured on a Xeon: 4 threads took 630 ms a batch, 3 threads 7.7 ms): the tuner
+    must not spend seconds finding that out. It warmed up and timed 4 threads first, 10 batches, ~6 s of a 7 s run."""
+    machine = FakeMachine({4: 1.0e-2, 3: 1.2e-4, 2: 1.4e-4, 1: 2.2e-4})
+    tuner = tuner_on(machine)
+    seconds = fake_seconds(machine, tuner, 938)  # quick's one epoch
+    assert tuner.best == 3 and machine.threads == 3
+    assert seconds <= 1.15 * 938 * 64 * 1.2e-4  # within 15% of knowing the answer from the start
+    two_cores = FakeMachine({2: 9.0e-4, 1: 1.1e-4})  # 2 cores: two threads beside the busy program took ~58 ms
+    tuner = tuner_on(two_cores)
+    assert fake_seconds(two_cores, tuner, 938) <= 1.15 * 938 * 64 * 1.1e-4 and tuner.best == 1
+
+
+def test_finding_all_cores_best_on_an_idle_machine_costs_little():
+    machine = FakeMachine({4: 0.7e-4, 3: 0.85e-4, 2: 1.1e-4, 1: 2.0e-4})
+    tuner = tuner_on(machine)
+    seconds = fake_seconds(machine, tuner, 938)
+    assert tuner.best == 4 and seconds <= 1.05 * 938 * 64 * 0.7e-4
+
+
 def test_a_small_difference_does_not_switch():
     machine = FakeMachine({2: 1.00e-4, 1: 0.98e-4})  # within the margin: noise, not a reason
     tuner = tuner_on(machine)
