@@ -32,7 +32,8 @@ class ThreadTuner:
     WARMUP_TIMED = 2        # ...of which those after the first two time one thread, at least a WINDOW of batches
     WARMUP_SECONDS = 0.05   # and this long (it only has to rule out a stalling count; sweeps time it again)
     SETTLE = 1              # batches after a switch that are not timed (the pool wakes or parks)...
-    HOPELESS = 3.0          # ...unless one is this much slower a sample than the best timed so far: dropped at once
+    HOPELESS = 3.0          # ...unless one is this much slower a sample than the best timed so far: dropped at once,
+    HOPELESS_SECONDS = 0.1  # if it also took this long (a stall of scheduler slices, not a hiccup of a few ms)
     WINDOW = 4              # a candidate is timed over at least this many batches...
     WINDOW_SECONDS = 0.2    # ...and this long: a busy core's scheduler slices are milliseconds long
     LOSING = 1.5            # a candidate this much slower than the best timed so far is dropped after 2 batches
@@ -80,8 +81,8 @@ class ThreadTuner:
                 self._start_sweep(first=True)
             return
         self._since_switch += 1
-        if self._current is not None and seconds is not None and self._costs and \
-                seconds / max(samples, 1) > self.HOPELESS * min(self._costs.values()):
+        if self._current is not None and seconds is not None and self._costs and seconds >= self.HOPELESS_SECONDS \
+                and seconds / max(samples, 1) > self.HOPELESS * min(self._costs.values()):
             self._costs[self._current] = seconds / max(samples, 1)  # one batch says enough: 4 threads, 630 ms
             self._next_candidate()
             return
@@ -103,6 +104,10 @@ class ThreadTuner:
             if drift > self.DRIFT:  # this window has just timed the chosen count under the new load
                 self._interval = self.FIRST_RECHECK
                 self._start_sweep(known={self.best: cost})
+
+    def pause(self) -> None:
+        """Call after work between batches that is not a batch (a validation pass): the next batch is not timed."""
+        self._last = None
 
     def _window_full(self) -> bool:
         return len(self._window) >= self.WINDOW and sum(s for s, _ in self._window) >= self.WINDOW_SECONDS

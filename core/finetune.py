@@ -218,12 +218,14 @@ def _finetune(base, samples, settings: FinetuneSettings, device: torch.device, d
                                         on_progress, should_stop)
     timings["train"] = time.perf_counter() - tick
     if not stopped and should_stop is not None and should_stop():
-        stopped = True  # asked during the last step: skip the measuring passes too (MNIST's takes seconds)
+        # asked during the last step: every step ran, so a run to be kept is complete; else skip the measuring passes
+        stopped = not (measure_when_stopped is not None and measure_when_stopped())
 
     tick = time.perf_counter()
     held_out = mnist_test = None
     cpu = torch.device("cpu")
-    measure = not stopped or (measure_when_stopped is not None and measure_when_stopped())  # a kept stopped run
+    # a stopped run is measured only to be kept, and only once it has learned something (a step)
+    measure = not stopped or (steps_done > 0 and measure_when_stopped is not None and measure_when_stopped())
     if len(held_idx):
         after = _accuracy(model, images[held_idx], labels[held_idx], norm, cpu) if measure else None
         held_out = {"n": len(held_idx), "before": held_before, "after": after}

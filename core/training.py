@@ -316,6 +316,8 @@ def _train(settings: TrainSettings, device: torch.device, data: MnistData | None
         epochs.append(result)
         if on_epoch is not None:
             on_epoch(result)
+        if tuner is not None:
+            tuner.pause()  # the validation pass and the callback are not the next batch's time
 
     test = None if stopped else evaluate(model, data.test_images, data.test_labels, normalization, device)
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()

@@ -69,7 +69,8 @@ def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None
                           measure_when_stopped=keep)
         recorder.ran_with(result)  # "auto" became bf16 or fp32
         # the window closing, or Discard (even one clicked as the last step ended): nothing is saved
-        if control.should_stop() or (user_stop.event.is_set() and not user_stop.keep):
+        if control.should_stop() or (user_stop.event.is_set() and not user_stop.keep) or \
+                (result.stopped and not result.kept):  # Keep before the first step: nothing was learned
             recorder.finish("stopped", finetune_metrics(result), message="stopped; nothing was saved")
             return None
         stopped = result.stopped  # Keep before the last step: measured, saved and used, recorded as stopped
@@ -257,6 +258,8 @@ class FinetunePanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setRange(0, progress.total)
         self.progress.setValue(progress.step)
+        if self._user_stop is not None and self._user_stop.event.is_set():
+            return  # the stop's own line stays (stop_now())
         self.status.setText(f"Step {progress.step}/{progress.total} \u00b7 loss {progress.loss:.4f}")
 
     @Slot(object)

@@ -346,7 +346,9 @@ class MainWindow(ImageInputMixin, WeightsFilesMixin, QMainWindow):
         self._use_weights(weights)
         self.draw_tab.show_notice(f"Now using the weights fine-tuned on your handwriting: {weights.name}.",
                                   can_go_back=self._previous is not None)
-        self.statusBar().showMessage(f"Fine-tuning done: now using {weights.name}", 10000)
+        done = "Fine-tuning stopped; what it learned is kept and in use:" if weights.metrics.get("stopped") else \
+            "Fine-tuning done: now using"
+        self.statusBar().showMessage(f"{done} {weights.name}", 10000)
 
     @Slot(str)
     def on_train_tab_training_failed(self, message: str) -> None:

@@ -133,6 +133,20 @@ def test_stop_ends_early_and_nothing_is_saved(tutorial_base, synthetic_mnist):
     assert not paths.user_weights_dir().exists()
 
 
+def test_keep_asked_during_the_last_step_is_a_complete_run_and_before_the_first_keeps_nothing(tutorial_base,
+                                                                                              synthetic_mnist):
+    calls = []
+    late = finetune(tutorial_base, sample_set(10, seed=3), FAST, data_dir=synthetic_mnist, on_progress=calls.append,
+                    should_stop=lambda: len(calls) >= FAST.steps, measure_when_stopped=lambda: True)
+    assert not late.stopped and late.steps_done == FAST.steps and late.mnist_test["after"] is not None
+    assert not any("stopped" in note for note in late.notes)
+    early = finetune(tutorial_base, sample_set(10, seed=3), FAST, data_dir=synthetic_mnist,
+                     should_stop=lambda: True, measure_when_stopped=lambda: True)
+    assert early.stopped and not early.kept and early.steps_done == 0 and early.mnist_test["after"] is None
+    with pytest.raises(FinetuneError, match="stopped"):
+        save_finetuned(early, tutorial_base)
+
+
 def test_a_stopped_run_to_be_kept_is_measured_and_saved_marked_as_stopped(tutorial_base, synthetic_mnist):
     calls = []
     result = finetune(tutorial_base, sample_set(10, seed=3), FAST, data_dir=synthetic_mnist,

@@ -309,6 +309,7 @@ def test_stop_then_keep_measures_saves_and_uses_what_was_learned(qtbot, window, 
     assert panel.status.text().startswith("Stopped; what it learned is kept") and "Stopped after" in text
     assert "accuracy after was not measured" not in text and "MNIST test images: " in text and "unknown" not in text
     kept = window.current_weights()
+    assert window.statusBar().currentMessage().startswith("Fine-tuning stopped; what it learned is kept")
     assert kept is not before and kept.path.parent == paths.user_weights_dir() and kept.path.is_file()
     run = RunStore().list().runs[0]
     assert (run.kind, run.status, run.weights) == ("finetune", "stopped", str(kept.path.resolve()))

@@ -254,7 +254,15 @@ def test_ctrl_c_in_cli_training_records_a_stopped_run_without_weights(synthetic_
 
 
 def test_cli_finetune_writes_a_record(synthetic_mnist, tmp_path, capsys, monkeypatch):
+    import torch
+
     import core.finetune
+    import core.training
+
+    # "auto" as on a CPU with native bf16 (autocast runs anywhere): the record must say what ran, not "auto"
+    bf16_when_auto = lambda precision, device: torch.bfloat16 if precision in ("auto", "bf16") else None  # noqa: E731
+    monkeypatch.setattr(core.training, "autocast_dtype", bf16_when_auto)
+    monkeypatch.setattr(core.finetune, "autocast_dtype", bf16_when_auto)
     from core.models import build_model
     from core.weights import save_weights
     from tests.test_samples import write_image_folder
@@ -274,7 +282,7 @@ def test_cli_finetune_writes_a_record(synthetic_mnist, tmp_path, capsys, monkeyp
     assert record.settings["steps"] == 12 and len(record.curve["loss"]) == 12
     assert record.curve["samples"][-1] == 12 * record.settings["batch_size"]
     assert record.metrics["test_accuracy"] == report["mnist_test"]["after"]
-    assert record.precision in ("fp32", "bf16 autocast")  # what ran, never the "auto" that was asked for
+    assert record.precision == "bf16 autocast"  # what ran, not the "auto" that was asked for
 
 
 @requires_real_mnist
