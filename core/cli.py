@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         nonlocal bar
         recorder.add_progress(p)
         if bar is None:
-            bar = ProgressBar(p.total_batches, "batches", args.quiet)
+            bar = ProgressBar(p.total_batches, "batch", "batches", args.quiet)
         bar.update(p.batches_done, p.samples_done, p.elapsed, epoch=f"{p.epoch + 1}/{settings.epochs}",
                    loss=f"{p.loss:.4f}", accuracy=f"{100 * p.running_accuracy:.1f}%")
 

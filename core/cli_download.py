@@ -20,7 +20,7 @@ def locate_with_progress(data_dir: str | Path | None, download: bool = True, qui
             for other in bars.values():
                 other.close()
             bar = bars[name] = tqdm(total=total or None, desc=f"downloading {name}", unit="B", unit_scale=True,
-                                    unit_divisor=1024, file=sys.stderr, disable=quiet, dynamic_ncols=True)
+                                    unit_divisor=1000, file=sys.stderr, disable=quiet, dynamic_ncols=True)
         bar.update(done - bar.n)
 
     try:

@@ -52,7 +52,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if bar is None:
             from core.cli_progress import ProgressBar
 
-            bar = ProgressBar(p.total, "steps", args.quiet)
+            bar = ProgressBar(p.total, "step", "steps", args.quiet)
         bar.update(p.step, loss=f"{p.loss:.4f}")
 
     if args.download:  # MNIST for the replay: a download shows its progress; offline, where the files come from

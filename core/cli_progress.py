@@ -13,14 +13,14 @@ def clock_duration(seconds: float) -> str:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr counting `units` (batches, steps) whose speed and ETA are work done over the wall time
-    it took. tqdm's own rate is a moving average of recent updates: it read 699 batches/s in a run that averaged
-    353. Before there is a rate (one update), the ETA reads "…", never 0:00."""
+    """A tqdm bar on stderr counting a `unit` (batch, step; `units` its plural) whose speed and ETA are work done
+    over the wall time it took. tqdm's own rate is a moving average of recent updates: it read 699 batches/s in a
+    run that averaged 353. Before there is a rate (one update), the ETA reads "…", never 0:00."""
 
-    def __init__(self, total: int, units: str, quiet: bool, clock=time.perf_counter):
+    def __init__(self, total: int, unit: str, units: str, quiet: bool, clock=time.perf_counter):
         from tqdm import tqdm
 
-        self.total, self.units, self._clock = total, units, clock
+        self.total, self.unit, self.units, self._clock = total, unit, units, clock
         self._first: tuple[float, int] | None = None  # (clock, units done) at the first update
         # {postfix} is ours alone: the rate and ETA below, then the caller's fields (loss, accuracy, ...)
         self._bar = tqdm(total=total, file=sys.stderr, disable=quiet, dynamic_ncols=True,
@@ -40,7 +40,12 @@ class ProgressBar:
             unit_rate = (done - first_done) / since if done > first_done and since > 0 else None
             rate, per_second = unit_rate, f"{self.units}/s"
         eta = clock_duration((self.total - done) / unit_rate) if unit_rate else "…"
-        speed = f"{rate:,.0f} {per_second}" if rate is not None else f"… {per_second}"
+        if rate is None:
+            speed = f"… {per_second}"
+        elif rate < 1 and per_second != "samples/s":  # a slow stretch: "300.0 s/step" reads better than "0 steps/s"
+            speed = f"{1 / rate:,.1f} s/{self.unit}"
+        else:
+            speed = f"{rate:,.0f} {per_second}"
         postfix = ", ".join([f"ETA {eta}", speed, *(f"{k} {v}" for k, v in fields.items())])
         self._bar.set_postfix_str(postfix, refresh=False)
         self._bar.update(done - self._bar.n)

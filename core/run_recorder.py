@@ -94,7 +94,7 @@ class RunRecorder:
         self.add_batch(progress.step * self.step_samples, progress.loss)
 
     def ran_with(self, result) -> None:
-        """Precision and thread count as a TrainResult or FinetuneResult says they ran ("auto" is settled as it goes)."""
+        """Precision and thread count as a TrainResult or FinetuneResult says they ran ("auto" settles as it goes)."""
         self.precision = "bf16 autocast" if result.precision == "bf16" else "fp32"
         if result.threads:  # None on a GPU: the thread count asked for stays
             self.threads = result.threads

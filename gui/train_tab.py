@@ -245,10 +245,10 @@ class TrainTab(QWidget):
     def _show_trained(self, weights: LoadedWeights) -> None:
         accuracy = weights.test_accuracy
         self.stats.setText("Done.")
+        note = label_smoothing_note(self._label_smoothing)
         self.result.setText(f"<b>Test accuracy {100 * accuracy:.2f}%</b> on the 10,000 MNIST test images. "
                             f"Saved as {html.escape(weights.name)} in {html.escape(str(weights.path.parent))}. "
-                            "The Draw tab now uses these weights."
-                            + (f"<br>{html.escape(note)}" if (note := label_smoothing_note(self._label_smoothing)) else ""))
+                            "The Draw tab now uses these weights." + (f"<br>{html.escape(note)}" if note else ""))
         self.weights_trained.emit(weights)
 
     def _show_kept(self, weights: LoadedWeights, batches: int) -> None:

@@ -73,17 +73,17 @@ def test_the_progress_bars_speed_and_eta_are_work_done_over_the_time_it_took():
     from core.cli_progress import ProgressBar
 
     # training: the core's own clock and sample count (not tqdm's moving average of recent updates)
-    bar = ProgressBar(10, "batches", quiet=True)
+    bar = ProgressBar(10, "batch", "batches", quiet=True)
     assert bar.update(2, samples=128, elapsed=1.0, loss="0.5").startswith("ETA 0:04, 128 samples/s, loss 0.5")
     assert bar.update(9, samples=576, elapsed=2.0).startswith("ETA 0:00, 288 samples/s")
     # fine-tuning: steps since the first report over the time since it; no ETA before there is a rate
     now = [100.0]
-    bar = ProgressBar(10, "steps", quiet=True, clock=lambda: now[0])
+    bar = ProgressBar(10, "step", "steps", quiet=True, clock=lambda: now[0])
     assert bar.update(1).startswith("ETA …, … steps/s")
     now[0] = 101.0
     assert bar.update(3).startswith("ETA 0:04, 2 steps/s")  # 7 steps left at 2 a second
     now[0] = 1000.0
-    assert bar.update(4).startswith("ETA 30:00, 0 steps/s")  # 3 steps in 900 s: 6 left take 1,800 s
+    assert bar.update(4).startswith("ETA 30:00, 300.0 s/step")  # 3 steps in 900 s: 6 left take 1,800 s
 
 
 def test_train_without_data_is_one_clear_line(tmp_path, capsys, monkeypatch):
