@@ -25,10 +25,28 @@ if TYPE_CHECKING:
 
 
 class UserStop:
-    """The user's Stop, apart from the task's cancel (the window closing): `keep` is set before the event."""
+    """The user's Stop, apart from the task's cancel (the window closing). The worker decides once, after the last
+    step, whether to save; a Stop asked after that is refused (request() is False) instead of silently ignored."""
 
     def __init__(self):
         self.event, self.keep = threading.Event(), False
+        self._lock, self._decided = threading.Lock(), False
+
+    def request(self, keep: bool) -> bool:
+        """The GUI thread: stop before the next step, keeping (True) or discarding what was learned; False when
+        the worker had already decided."""
+        with self._lock:
+            if self._decided:
+                return False
+            self.keep = keep  # before the event, which the worker thread reads first
+            self.event.set()
+            return True
+
+    def decide(self) -> tuple[bool, bool]:
+        """The worker thread, once: (stop asked, keep asked) as they stand; later requests are refused."""
+        with self._lock:
+            self._decided = True
+            return self.event.is_set(), self.keep
 
 
 @dataclass
@@ -69,7 +87,8 @@ def run_finetune(base: LoadedWeights, samples_folder: Path, data_dir: str | None
                           measure_when_stopped=keep)
         recorder.ran_with(result)  # "auto" became bf16 or fp32
         # the window closing, or Discard (even one clicked as the last step ended): nothing is saved
-        if control.should_stop() or (user_stop.event.is_set() and not user_stop.keep) or \
+        asked, keep_asked = user_stop.decide()
+        if control.should_stop() or (asked and not keep_asked) or \
                 (result.stopped and not result.kept):  # Keep before the first step: nothing was learned
             recorder.finish("stopped", finetune_metrics(result), message="stopped; nothing was saved")
             return None
@@ -124,6 +143,7 @@ class FinetunePanel(QWidget):
         self._task: BackgroundTask | None = None  # made at the first run, when torch is loaded
         self._finetuned: LoadedWeights | None = None
         self._user_stop: UserStop | None = None  # this run's Stop (the task's cancel is the window closing)
+        self._stop_refused = False               # a Stop came after the worker had decided to save
         self._stop_box = None                    # "keep or discard?" while it is open
         self.start_button = QPushButton("Teach it my handwriting")
         self.start_button.setObjectName("finetuneButton")
@@ -188,7 +208,8 @@ class FinetunePanel(QWidget):
             self._task.cancelled.connect(self.on_task_cancelled)
             self._task.finished.connect(self.on_task_finished)
         folder, data_dir = self._library.root, self._data_folder() or None
-        user_stop = self._user_stop = UserStop()
+        user_stop, self._stop_refused = UserStop(), False
+        self._user_stop = user_stop
         self._task.start(lambda control: run_finetune(base, folder, data_dir, control, user_stop))
         self.progress.setRange(0, 0)  # busy until the first step: reading samples and MNIST
         self.status.setText("Reading your samples and MNIST\u2026")
@@ -222,8 +243,11 @@ class FinetunePanel(QWidget):
         """Stop before the next step; `keep`: measure, save and use the model fine-tuned so far."""
         if not self.is_running() or self._user_stop is None:
             return
-        self._user_stop.keep = keep  # before the event, which the worker thread reads first
-        self._user_stop.event.set()
+        if not self._user_stop.request(keep):  # it had finished and is being saved: say so, rather than ignore it
+            self._stop_refused = True
+            self.status.setText("Too late to stop: it had finished and is being saved (\u201cUse previous "
+                                "weights\u201d goes back).")
+            return
         self.status.setText("Stopping, then measuring what it learned\u2026" if keep else "Stopping\u2026")
 
     def shutdown(self) -> None:
@@ -269,7 +293,8 @@ class FinetunePanel(QWidget):
             return
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        self.status.setText("Stopped; what it learned is kept." if outcome.result.stopped else "Done.")
+        self.status.setText("Stopped; what it learned is kept." if outcome.result.stopped else
+                            "Done: it had finished before the Stop." if self._stop_refused else "Done.")
         self.result.setText(describe_outcome(outcome.result, outcome.weights))
         self._finetuned = outcome.weights
         self.weights_finetuned.emit(outcome.weights)

@@ -316,6 +316,31 @@ def test_stop_then_keep_measures_saves_and_uses_what_was_learned(qtbot, window, 
     assert 0 < RunStore().load(run.id).metrics["steps_done"] < RunStore().load(run.id).settings["steps"]
 
 
+def test_a_stop_after_the_worker_decided_to_save_is_refused_and_said():
+    from gui.finetune_panel import UserStop
+
+    early, late = UserStop(), UserStop()
+    assert early.request(keep=False) and early.decide() == (True, False)  # honoured: nothing will be saved
+    assert late.decide() == (False, False) and not late.request(keep=False)  # too late: it is being saved
+    assert not late.event.is_set()
+
+
+def test_a_discard_too_late_to_honour_tells_the_user_and_the_model_is_in_use(qtbot, window, synthetic_mnist,
+                                                                            one_torch_thread):
+    add_synthetic_writer(per_digit=2)
+    window.train_tab.form.set_data_folder(str(synthetic_mnist))
+    tab = show_my_digits(qtbot, window)
+    panel = tab.finetune
+    with qtbot.waitSignal(panel.weights_finetuned, timeout=TIMEOUT):
+        assert panel.start()
+        panel._user_stop.decide()  # as if the worker had just finished and begun saving
+        button(window, "finetuneStop").click()
+        qtbot.mouseClick(stop_box_button(qtbot, panel, "stopDiscard"), Qt.MouseButton.LeftButton)
+        assert panel.status.text().startswith("Too late to stop")
+    assert panel.status.text() == "Done: it had finished before the Stop." and panel.back_button.isVisible()
+    assert window.current_weights().path.parent == paths.user_weights_dir()
+
+
 def test_keep_fine_tuning_closes_the_question_and_the_run_completes(qtbot, window, synthetic_mnist, one_torch_thread):
     add_synthetic_writer(per_digit=2)
     window.train_tab.form.set_data_folder(str(synthetic_mnist))
