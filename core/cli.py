@@ -104,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         recorder.add_progress(p)
         if bar is None:
             bar = ProgressBar(p.total_batches, "batch", "batches", args.quiet)
-        bar.update(p.batches_done, p.samples_done, p.elapsed, epoch=f"{p.epoch + 1}/{settings.epochs}",
+        bar.update(p.batches_done, p.samples_per_second, p.eta_seconds, epoch=f"{p.epoch + 1}/{settings.epochs}",
                    loss=f"{p.loss:.4f}", accuracy=f"{100 * p.running_accuracy:.1f}%")
 
     def on_epoch(e):
@@ -115,7 +115,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 line += f", train accuracy {_percent(e.train_accuracy)}"
             if e.val_accuracy is not None:  # no validation share, no validation numbers (not "None")
                 line += f", validation loss {e.val_loss:.4f}, validation accuracy {_percent(e.val_accuracy)}"
-            bar.write(line) if bar is not None else print(line, file=sys.stderr)
+            if bar is not None:
+                bar.write(line)
+            else:
+                print(line, file=sys.stderr)
 
     try:
         result = train(settings, on_batch=on_batch, on_epoch=on_epoch)

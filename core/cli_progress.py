@@ -26,26 +26,23 @@ class ProgressBar:
         self._bar = tqdm(total=total, file=sys.stderr, disable=quiet, dynamic_ncols=True,
                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} " + units + " [{elapsed}{postfix}]")
 
-    def update(self, done: int, samples: int | None = None, elapsed: float | None = None, **fields: str) -> str:
-        """Show `done` units of `total`. `samples` done and the `elapsed` seconds they took give samples/s; without
-        them the rate is units done since the first update over the time since it. Returns the postfix shown."""
-        now = self._clock()
-        if self._first is None:
-            self._first = (now, done)
-        if elapsed is not None and samples is not None:
-            rate, per_second = (samples / elapsed if elapsed > 0 else None), "samples/s"
-            unit_rate = done / elapsed if elapsed > 0 else None
+    def update(self, done: int, samples_per_second: float | None = None, eta_seconds: float | None = None,
+               **fields: str) -> str:
+        """Show `done` units of `total`. Training passes its own samples/s and ETA (core.training.BatchProgress,
+        from its clock); without them the rate is units done since the first update over the time since it.
+        Returns the postfix shown."""
+        if samples_per_second is not None:
+            speed = f"{samples_per_second:,.0f} samples/s"
         else:
+            now = self._clock()
+            if self._first is None:
+                self._first = (now, done)
             since, first_done = now - self._first[0], self._first[1]
-            unit_rate = (done - first_done) / since if done > first_done and since > 0 else None
-            rate, per_second = unit_rate, f"{self.units}/s"
-        eta = clock_duration((self.total - done) / unit_rate) if unit_rate else "…"
-        if rate is None:
-            speed = f"… {per_second}"
-        elif rate < 1 and per_second != "samples/s":  # a slow stretch: "300.0 s/step" reads better than "0 steps/s"
-            speed = f"{1 / rate:,.1f} s/{self.unit}"
-        else:
-            speed = f"{rate:,.0f} {per_second}"
+            rate = (done - first_done) / since if done > first_done and since > 0 else None
+            eta_seconds = (self.total - done) / rate if rate else None
+            speed = f"… {self.units}/s" if rate is None else \
+                f"{1 / rate:,.1f} s/{self.unit}" if rate < 1 else f"{rate:,.0f} {self.units}/s"  # not "0 steps/s"
+        eta = clock_duration(eta_seconds) if eta_seconds is not None else "…"
         postfix = ", ".join([f"ETA {eta}", speed, *(f"{k} {v}" for k, v in fields.items())])
         self._bar.set_postfix_str(postfix, refresh=False)
         self._bar.update(done - self._bar.n)

@@ -72,10 +72,14 @@ def test_label_smoothing_is_explained_before_its_loss_is_shown(synthetic_mnist, 
 def test_the_progress_bars_speed_and_eta_are_work_done_over_the_time_it_took():
     from core.cli_progress import ProgressBar
 
+    from core.training import BatchProgress
+
     # training: the core's own clock and sample count (not tqdm's moving average of recent updates)
     bar = ProgressBar(10, "batch", "batches", quiet=True)
-    assert bar.update(2, samples=128, elapsed=1.0, loss="0.5").startswith("ETA 0:04, 128 samples/s, loss 0.5")
-    assert bar.update(9, samples=576, elapsed=2.0).startswith("ETA 0:00, 288 samples/s")
+    for done, samples, elapsed, shown in [(2, 128, 1.0, "ETA 0:04, 128 samples/s, loss 0.5"),
+                                          (9, 576, 2.0, "ETA 0:00, 288 samples/s")]:
+        p = BatchProgress(0, done - 1, 10, 10, 0.5, 0.9, 0.9, samples, elapsed)
+        assert bar.update(p.batches_done, p.samples_per_second, p.eta_seconds, loss="0.5").startswith(shown)
     # fine-tuning: steps since the first report over the time since it; no ETA before there is a rate
     now = [100.0]
     bar = ProgressBar(10, "step", "steps", quiet=True, clock=lambda: now[0])
