@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.background import MACHINE_THREADS, BackgroundTask, TaskControl
-from gui.stop_question import ask_keep_or_discard
+from gui.stop_question import StopQuestion
 
 if TYPE_CHECKING:
     from core.finetune import FinetuneProgress, FinetuneResult
@@ -144,7 +144,11 @@ class FinetunePanel(QWidget):
         self._finetuned: LoadedWeights | None = None
         self._user_stop: UserStop | None = None  # this run's Stop (the task's cancel is the window closing)
         self._stop_refused = False               # a Stop came after the worker had decided to save
-        self._stop_box = None                    # "keep or discard?" while it is open
+        self._stop_question = StopQuestion(      # "keep or discard?", one box at a time
+            self, "Stop fine-tuning", "Stop fine-tuning after the current step?",
+            "Keep what it learned so far: it is measured on your held-out samples and the MNIST test images, saved "
+            "as new weights and used (recorded as stopped). Discard it: nothing is saved, the model in use stays.",
+            "&Keep what it learned", "Keep &fine-tuning", self.stop_now)
         self.start_button = QPushButton("Teach it my handwriting")
         self.start_button.setObjectName("finetuneButton")
         self.start_button.setToolTip("Fine-tune the weights in use on your samples (augmented, mixed with MNIST so "
@@ -222,22 +226,10 @@ class FinetunePanel(QWidget):
         the steps go on meanwhile); stop_box() gives it to tests."""
         if not self.is_running() or self._user_stop is None or self._user_stop.event.is_set():
             return
-        if self._stop_box is not None:
-            self._stop_box.raise_()
-            return
-        self._stop_box = ask_keep_or_discard(
-            self, "Stop fine-tuning", "Stop fine-tuning after the current step?",
-            "Keep what it learned so far: it is measured on your held-out samples and the MNIST test images, saved "
-            "as new weights and used (recorded as stopped). Discard it: nothing is saved, the model in use stays.",
-            "&Keep what it learned", "Keep &fine-tuning", self.stop_now)
-        self._stop_box.destroyed.connect(self._forget_stop_box)
+        self._stop_question.ask()
 
     def stop_box(self):
-        return self._stop_box
-
-    @Slot()
-    def _forget_stop_box(self) -> None:
-        self._stop_box = None
+        return self._stop_question.box
 
     def stop_now(self, keep: bool) -> None:
         """Stop before the next step; `keep`: measure, save and use the model fine-tuned so far."""
@@ -251,8 +243,7 @@ class FinetunePanel(QWidget):
         self.status.setText("Stopping, then measuring what it learned\u2026" if keep else "Stopping\u2026")
 
     def shutdown(self) -> None:
-        if self._stop_box is not None:
-            self._stop_box.close()
+        self._stop_question.close()
         if self._task is not None:
             self._task.shutdown()
 
@@ -313,7 +304,6 @@ class FinetunePanel(QWidget):
 
     @Slot()
     def on_task_finished(self) -> None:
-        if self._stop_box is not None:  # the run ended before an answer: the question has nothing left to stop
-            self._stop_box.close()
+        self._stop_question.close()  # the run ended before an answer: the question has nothing left to stop
         self._set_running(False)
         self.finetune_ended.emit()

@@ -15,7 +15,7 @@ from core.settings import label_smoothing_note
 from gui.background import BackgroundTask, machine_threads
 from gui.loss_chart import LossChart
 from gui.mnist_download import ensure_mnist
-from gui.stop_question import ask_keep_or_discard
+from gui.stop_question import StopQuestion
 from gui.train_form import TrainForm
 from gui.train_worker import TrainOutcome, TrainProgress, TrainWorker
 
@@ -89,7 +89,11 @@ class TrainTab(QWidget):
         self._task = BackgroundTask("training", parent=self)  # train() sets its own thread count
         self._stop_event: threading.Event | None = None  # the user's Stop (see TrainWorker), not the task's cancel
         self._worker: TrainWorker | None = None
-        self._stop_box: QMessageBox | None = None  # "keep or discard?" while it is open
+        self._stop_question = StopQuestion(  # "keep or discard?", one box at a time
+            self, "Stop training", "Stop training after the current batch?",
+            "Keep the model trained so far: it is tested on the 10,000 MNIST test images, saved and used like a "
+            "finished run (marked as stopped). Discard it: nothing is saved.",
+            "&Keep the model trained so far", "Keep &training", lambda keep: self.stop(keep=keep))
         self._batches_done = 0
         self._label_smoothing = 0.0  # the running settings', for the note beside the result
         self.train_button.clicked.connect(self.on_train_button_clicked)
@@ -141,22 +145,10 @@ class TrainTab(QWidget):
         non-modal box (training goes on meanwhile), so nothing blocks quitting; stop_box() gives it to tests."""
         if self._stop_event is None or self._stop_event.is_set():
             return
-        if self._stop_box is not None:
-            self._stop_box.raise_()
-            return
-        self._stop_box = ask_keep_or_discard(
-            self, "Stop training", "Stop training after the current batch?",
-            "Keep the model trained so far: it is tested on the 10,000 MNIST test images, saved and used like a "
-            "finished run (marked as stopped). Discard it: nothing is saved.",
-            "&Keep the model trained so far", "Keep &training", lambda keep: self.stop(keep=keep))
-        self._stop_box.destroyed.connect(self._forget_stop_box)
+        self._stop_question.ask()
 
     def stop_box(self) -> QMessageBox | None:
-        return self._stop_box
-
-    @Slot()
-    def _forget_stop_box(self) -> None:
-        self._stop_box = None
+        return self._stop_question.box
 
     def stop(self, keep: bool) -> None:
         """Stop before the next batch; `keep`: test the model trained so far, save it and use it (a stopped run)."""
@@ -167,16 +159,11 @@ class TrainTab(QWidget):
         self._stop_event.set()
         self.stats.setText("Stopping, then testing the model trained so far…" if keep else "Stopping…")
 
-    def _close_stop_box(self) -> None:
-        if self._stop_box is not None:
-            self._stop_box.close()
-            self._stop_box = None
-
     @Slot()
     def shutdown(self) -> None:
         """Stop a run and join its thread (the window is closing): no running thread outlives the window, and the
         model trained so far is discarded without asking."""
-        self._close_stop_box()
+        self._stop_question.close()
         self._task.shutdown()
 
     def _set_running(self, running: bool) -> None:
@@ -276,7 +263,7 @@ class TrainTab(QWidget):
 
     @Slot()
     def on_task_finished(self) -> None:
-        self._close_stop_box()  # the run ended before an answer: there is nothing left to stop
+        self._stop_question.close()  # the run ended before an answer: there is nothing left to stop
         self._stop_event, self._worker = None, None
         self._set_running(False)
         self.training_ended.emit()
